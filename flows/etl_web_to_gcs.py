@@ -1,0 +1,41 @@
+"""Web -> local parquet lake -> GCS: the course's first flow."""
+from __future__ import annotations
+
+import argparse
+
+from prefect import flow
+
+from nyctaxi import lake
+from nyctaxi.dataset import TaxiMonth
+from summary import record_month
+from tasks import clean, fetch, write_gcs, write_local
+
+
+@flow(name="etl-web-to-gcs")
+def etl_web_to_gcs(year: int = 2021, month: int = 1, color: str = "yellow") -> str:
+    """The main ETL function: one month of one colour into the lake and the bucket."""
+    taxi = TaxiMonth(color, year, month)  # validates before anything is downloaded
+    dataset_file = taxi.dataset_file
+    dataset_url = taxi.url()
+
+    raw = fetch(dataset_url)
+    cleaned = clean(raw, color)
+    path = write_local(cleaned, color, dataset_file)
+    uri = write_gcs(path)
+
+    record_month(color=color, year=year, month=month, url=dataset_url, rows_read=cleaned.rows,
+                 rows_written=lake.row_count(path), path=path, uri=uri)
+    return uri
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--year", type=int, default=2021)
+    parser.add_argument("--month", type=int, default=1)
+    parser.add_argument("--color", default="yellow")
+    args = parser.parse_args()
+    etl_web_to_gcs(year=args.year, month=args.month, color=args.color)
+
+
+if __name__ == "__main__":
+    main()

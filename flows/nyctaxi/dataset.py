@@ -1,0 +1,73 @@
+"""Which month of which colour: validated flow parameters and the names derived from them."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .schema import COLORS
+
+# The years the DataTalksClub release publishes (yellow and green 2019-01 ... 2021-07,
+# fhv 2019 ... 2021). A month inside these years that is not published is reported
+# by the download (404), not here.
+FIRST_YEAR, LAST_YEAR = 2019, 2021
+
+DEFAULT_BASE_URL = "https://github.com/DataTalksClub/nyc-tlc-data/releases/download"
+BASE_URL_ENV = "NYC_TLC_BASE_URL"
+
+
+class ParameterError(ValueError):
+    """A flow parameter is outside what the data source publishes."""
+
+
+def base_url() -> str:
+    """The release base URL: ``$NYC_TLC_BASE_URL`` (a mirror, the local stack) or GitHub."""
+    return (os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
+
+
+@dataclass(frozen=True)
+class TaxiMonth:
+    """One month of one colour; construction validates it."""
+
+    color: str
+    year: int
+    month: int
+
+    def __post_init__(self) -> None:
+        check_color(self.color)
+        check_year(self.year)
+        check_month(self.month)
+
+    @property
+    def dataset_file(self) -> str:
+        """The course's ``dataset_file``: ``yellow_tripdata_2021-01``."""
+        return f"{self.color}_tripdata_{self.year}-{self.month:02}"
+
+    def url(self, base: str | None = None) -> str:
+        """``{base}/{color}/{color}_tripdata_{year}-{MM}.csv.gz``."""
+        return f"{(base or base_url()).rstrip('/')}/{self.color}/{self.dataset_file}.csv.gz"
+
+
+def check_color(color: object) -> None:
+    if color not in COLORS:
+        raise ParameterError(f"color {color!r} is not one of {', '.join(COLORS)}")
+
+
+def check_year(year: object) -> None:
+    if isinstance(year, bool) or not isinstance(year, int) or not FIRST_YEAR <= year <= LAST_YEAR:
+        raise ParameterError(
+            f"year {year!r} is outside the published range: use a year from {FIRST_YEAR} to {LAST_YEAR}"
+        )
+
+
+def check_month(month: object) -> None:
+    if isinstance(month, bool) or not isinstance(month, int) or not 1 <= month <= 12:
+        raise ParameterError(f"month {month!r} is not a month: use a whole number from 1 to 12")
+
+
+def taxi_months(months: list[int], year: int, color: str) -> list[TaxiMonth]:
+    """Validate the parent flow's parameters all at once, before any month runs."""
+    if not months:
+        raise ParameterError("months is empty: give at least one month from 1 to 12, e.g. months=[1, 2]")
+    if len(set(months)) != len(months):
+        raise ParameterError(f"months {months} lists a month twice: list each month once")
+    return [TaxiMonth(color, year, month) for month in months]

@@ -1,0 +1,61 @@
+"""Where files live: the local data root (raw downloads, staging, the parquet lake)."""
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pyarrow.parquet as pq
+
+DATA_DIR_ENV = "NYC_TLC_DATA_DIR"
+# flows/nyctaxi/lake.py -> the repository root (in the image: /opt/prefect).
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def data_root() -> Path:
+    """``$NYC_TLC_DATA_DIR``, or the repository's ``data/``: never the current directory."""
+    configured = os.environ.get(DATA_DIR_ENV)
+    return Path(configured).expanduser().resolve() if configured else REPO_ROOT / "data"
+
+
+def lake_path(color: str, dataset_file: str, root: Path | None = None) -> Path:
+    """``<root>/{color}/{color}_tripdata_{year}-{MM}.parquet``."""
+    return (root or data_root()) / color / f"{dataset_file}.parquet"
+
+
+def object_key(color: str, dataset_file: str) -> str:
+    """The bucket key, ``/``-separated on every OS: ``data/yellow/yellow_tripdata_2021-01.parquet``."""
+    return f"data/{color}/{dataset_file}.parquet"
+
+
+def raw_path(url: str, root: Path | None = None) -> Path:
+    """Where the download of ``url`` is kept: ``<root>/raw/<file>.<url hash>.csv.gz``.
+
+    The hash keeps files of the same name from different servers apart, so a
+    cached download always holds the bytes of the URL it was cached for.
+    """
+    name = Path(urlparse(url).path).name
+    stem = name.removesuffix(".csv.gz")
+    digest = hashlib.sha256(url.encode()).hexdigest()[:10]
+    return (root or data_root()) / "raw" / f"{stem}.{digest}.csv.gz"
+
+
+def staging_path(name: str, root: Path | None = None) -> Path:
+    """A fresh temporary file name on the lake's filesystem, so publishing is an atomic rename."""
+    staging = (root or data_root()) / ".staging"
+    staging.mkdir(parents=True, exist_ok=True)
+    return staging / f"{name}.{uuid.uuid4().hex[:8]}.parquet"
+
+
+def publish(staged: Path, dest: Path) -> Path:
+    """Move a complete file into place atomically (readers see the old file or the new one)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(staged, dest)
+    return dest
+
+
+def row_count(path: Path) -> int:
+    """Rows in a parquet file, from its footer."""
+    return pq.ParquetFile(path).metadata.num_rows

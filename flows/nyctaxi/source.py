@@ -1,0 +1,71 @@
+"""Downloading one release file: streamed to disk, all or nothing, with clear errors."""
+from __future__ import annotations
+
+import http.client
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20  # 1 MiB: memory stays flat whatever the file's size
+PROGRESS_EVERY_S = 5.0
+
+
+class SourceError(RuntimeError):
+    """The source could not deliver the file; retrying may help."""
+
+
+class NotPublishedError(SourceError):
+    """The server says the file does not exist (404); retrying will not help."""
+
+
+def download(url: str, dest: Path, *, timeout: float = 60.0, logger: logging.Logger | logging.LoggerAdapter = log) -> Path:
+    """Stream ``url`` to ``dest`` and return ``dest``.
+
+    The body goes to a temporary file beside ``dest`` that is renamed only once
+    every byte announced by ``Content-Length`` has arrived, so ``dest`` is either
+    absent or complete.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+    request = urllib.request.Request(url, headers={"User-Agent": "dezoomcamp-prefect-etl"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response, open(part, "wb") as out:
+            expected = response.headers.get("Content-Length")
+            total = int(expected) if expected and expected.isdigit() else None
+            received = _copy_with_progress(response, out, url, total, logger)
+        if total is not None and received != total:
+            raise SourceError(f"download of {url} failed: connection closed after {received:,} of {total:,} bytes")
+        os.replace(part, dest)
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            raise NotPublishedError(
+                f"{Path(url).name} is not published at {url} (HTTP 404): check the colour, year and month"
+            ) from None
+        raise SourceError(f"download of {url} failed: the server answered HTTP {e.code} {e.reason}") from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+        reason = getattr(e, "reason", None) or e
+        raise SourceError(f"download of {url} failed: {type(e).__name__}: {reason}") from None
+    finally:
+        part.unlink(missing_ok=True)
+    return dest
+
+
+def _copy_with_progress(response, out, url: str, total: int | None, logger) -> int:
+    received = 0
+    started = last_report = time.monotonic()
+    while chunk := response.read(CHUNK):
+        out.write(chunk)
+        received += len(chunk)
+        now = time.monotonic()
+        if now - last_report >= PROGRESS_EVERY_S:
+            last_report = now
+            of_total = f" of {total / 1e6:.1f} MB" if total else ""
+            logger.info(f"downloading {Path(url).name}: {received / 1e6:.1f} MB{of_total} after {now - started:.0f} s")
+    logger.info(f"downloaded {url}: {received / 1e6:.1f} MB in {time.monotonic() - started:.1f} s")
+    return received

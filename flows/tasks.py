@@ -1,0 +1,109 @@
+"""The course's tasks: thin Prefect wrappers over the plain functions in ``nyctaxi``."""
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.context import TaskRunContext
+from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
+from prefect.tasks import exponential_backoff, task_input_hash
+from prefect_gcp.cloud_storage import GcsBucket
+
+from nyctaxi import lake
+from nyctaxi.convert import SourceDataError, csv_gz_to_parquet
+from nyctaxi.schema import SchemaError
+from nyctaxi.source import NotPublishedError, download
+
+GCS_BLOCK = "zoom-gcs"
+UPLOAD_TIMEOUT_S = 600
+
+
+def cache_key_while_downloaded(context: TaskRunContext, parameters: dict) -> str | None:
+    """The course's ``task_input_hash``, valid only where the cached file exists.
+
+    A cache hit returns a path, so it is offered only when that path exists in
+    this process, and the key names this host and result store: a container never
+    reuses a path (or a persisted result) that only another machine has
+    (PrefectHQ/prefect#8637).
+    """
+    path = lake.raw_path(parameters["dataset_url"])
+    if not path.is_file():
+        return None
+    where = f"{socket.gethostname()}:{PREFECT_LOCAL_STORAGE_PATH.value()}:{path}"
+    return f"{task_input_hash(context, parameters)}:{where}"
+
+
+def retry_unless_not_published(task, task_run, state) -> bool:
+    """Retry network failures; a 404 will not change on retry."""
+    try:
+        state.result()
+    except NotPublishedError:
+        return False
+    except Exception:
+        return True
+    return False
+
+
+@task(
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=3),
+    retry_condition_fn=retry_unless_not_published,
+    cache_key_fn=cache_key_while_downloaded,
+    cache_expiration=timedelta(days=1),
+    persist_result=True,
+)
+def fetch(dataset_url: str) -> Path:
+    """Download the taxi data from the web to a local csv.gz and return its path."""
+    return download(dataset_url, lake.raw_path(dataset_url), logger=get_run_logger())
+
+
+@dataclass(frozen=True)
+class Cleaned:
+    """A month converted to the declared schema, waiting in staging to be written."""
+
+    path: Path
+    rows: int
+
+
+@task()
+def clean(path: Path, color: str) -> Cleaned:
+    """Fix the dtypes (the declared schema of ``color``) and report data quality."""
+    logger = get_run_logger()
+    staged = lake.staging_path(path.name.split(".")[0])
+    try:
+        report = csv_gz_to_parquet(path, staged, color, logger=logger)
+    except (SourceDataError, SchemaError):
+        # The download itself is bad: drop it so that the next attempt fetches again.
+        path.unlink(missing_ok=True)
+        raise
+    logger.info(f"first rows:\n{report.head}")
+    logger.info("columns: " + ", ".join(f"{name}: {dtype}" for name, dtype in report.dtypes.items()))
+    logger.info(f"rows: {report.rows:,}")
+    if report.before and report.after:
+        logger.info(f"pre: missing passenger count: {report.before.missing:,}, zero: {report.before.zero:,}")
+        logger.info(
+            f"post: missing passenger count: {report.after.missing:,}, zero: {report.after.zero:,} "
+            "(kept as null and 0 in the lake: no fill)"
+        )
+    return Cleaned(staged, report.rows)
+
+
+@task()
+def write_local(cleaned: Cleaned, color: str, dataset_file: str) -> Path:
+    """Write the cleaned month into the local lake as parquet, atomically."""
+    path = lake.publish(cleaned.path, lake.lake_path(color, dataset_file))
+    get_run_logger().info(f"wrote {cleaned.rows:,} rows to {path}")
+    return path
+
+
+@task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=3))
+def write_gcs(path: Path) -> str:
+    """Upload the local parquet file to the ``zoom-gcs`` bucket; return its ``gs://`` URI."""
+    gcs_block = GcsBucket.load(GCS_BLOCK)
+    # The lake path ends in {color}/{dataset_file}.parquet wherever the data root is.
+    key = lake.object_key(path.parent.name, path.stem)
+    uploaded = gcs_block.upload_from_path(from_path=path, to_path=key, timeout=UPLOAD_TIMEOUT_S)
+    return f"gs://{gcs_block.bucket}/{uploaded}"
