@@ -37,6 +37,7 @@ def stack_dir() -> Path:
 @dataclass(frozen=True)
 class Service:
     name: str
+    preferred_port: int
     health_path: str
     start_timeout_s: float
 
@@ -60,9 +61,10 @@ class Service:
 
 
 SERVICES = (
-    Service("prefect-server", "/api/health", 120.0),
-    Service("gcs", "/storage/v1/b", 30.0),
-    Service("mirror", "/healthz", 30.0),
+    # 4200 is the course's UI address; any taken port is replaced by a free one.
+    Service("prefect-server", 4200, "/api/health", 120.0),
+    Service("gcs", 9023, "/storage/v1/b", 30.0),
+    Service("mirror", 8765, "/healthz", 30.0),
 )
 
 
@@ -95,6 +97,8 @@ def _healthy(port: int, path: str) -> bool:
 
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
+        # As the servers do: a port in TIME_WAIT after a stop counts as free.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -154,8 +158,7 @@ def up(register_blocks: bool = True) -> Path:
             continue
         if pid:
             _kill(pid)
-        if not port or not _port_free(port):
-            port = _free_port()
+        port = next((p for p in (port, service.preferred_port) if p and _port_free(p)), None) or _free_port()
         ports[service.name] = port
         started.append((service, port, _start(service, port, root)))
     for service, port, pid in started:

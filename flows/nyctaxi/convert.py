@@ -11,6 +11,7 @@ import csv
 import gzip
 import io
 import logging
+import re
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -97,14 +98,15 @@ def csv_gz_to_parquet(
     their declared type, SourceDataError for a file that cannot be read. On any
     error ``dest`` is removed: it is either complete or absent.
     """
-    check_header(read_header(src), color, source=src.name)
+    header = read_header(src)
+    check_header(header, color, source=src.name)
     target = arrow_schema(color)
     col_kinds = kinds(color)
     report = CleanReport(dtypes={f.name: str(f.type) for f in target})
     if "passenger_count" in col_kinds:
         report.before, report.after = PassengerCounts(), PassengerCounts()
 
-    reader = _open_reader(src, color)
+    reader = _open_reader(src, header, color)
     started = last_report = time.monotonic()
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
@@ -116,7 +118,7 @@ def csv_gz_to_parquet(
                 except StopIteration:
                     break
                 except (pa.ArrowInvalid, OSError) as e:
-                    raise _read_error(src, report.rows, e) from None
+                    raise _read_error(src, header, report.rows, e) from None
                 batch = _cast(raw, target, col_kinds, src.name, report.rows)
                 if report.before and report.after:
                     report.before.add(raw.column("passenger_count"))
@@ -141,7 +143,7 @@ def csv_gz_to_parquet(
     return report
 
 
-def _open_reader(src: Path, color: str) -> pacsv.CSVStreamingReader:
+def _open_reader(src: Path, header: list[str], color: str) -> pacsv.CSVStreamingReader:
     read_types = {name: READ_TYPES[kind] for name, kind in kinds(color).items()}
     try:
         return pacsv.open_csv(
@@ -154,7 +156,7 @@ def _open_reader(src: Path, color: str) -> pacsv.CSVStreamingReader:
             ),
         )
     except (pa.ArrowInvalid, OSError) as e:
-        raise _read_error(src, 0, e) from None
+        raise _read_error(src, header, 0, e) from None
 
 
 def _cast(batch: pa.RecordBatch, target: pa.Schema, col_kinds: dict[str, str], name: str, offset: int) -> pa.RecordBatch:
@@ -173,10 +175,15 @@ def _cast(batch: pa.RecordBatch, target: pa.Schema, col_kinds: dict[str, str], n
     return pa.RecordBatch.from_arrays(arrays, schema=target)
 
 
-def _read_error(src: Path, rows: int, e: Exception) -> Exception:
+def _read_error(src: Path, header: list[str], rows: int, e: Exception) -> Exception:
     text = str(e)
-    if "CSV parse error" in text or "conversion error" in text.lower() or "In CSV column" in text:
-        return SchemaError(f"{src.name}: row data does not fit the declared schema after {rows:,} rows: {text}")
+    column = re.search(r"In CSV column #(\d+)", text)
+    if column and int(column[1]) < len(header):
+        return SchemaError(f"{src.name}: column {header[int(column[1])]} holds a value that does not fit its "
+                           f"declared type (after row {rows:,}): {text}")
+    if "CSV parse error" in text:
+        return SchemaError(f"{src.name}: a row does not have the {len(header)} columns of the header "
+                           f"(after row {rows:,}): {text}")
     return SourceDataError(
         f"{src.name} could not be read after {rows:,} rows (corrupt or truncated download?): {type(e).__name__}: {text}"
     )

@@ -1,0 +1,38 @@
+# One target per lifecycle step. Everything runs in .venv, created on first use.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# pip's notes about index folders this machine lacks are noise, not errors.
+QUIET_PIP := { grep -v '^WARNING: Location' || true; }
+
+.PHONY: venv stack stack-down demo test clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements-dev.txt 2>&1 | $(QUIET_PIP)
+	touch $@
+
+venv: $(STAMP)
+
+## Start the local stack (Prefect server, GCS emulator, release mirror) and save its blocks.
+stack: $(STAMP)
+	$(PY) stack/ctl.py up
+
+## Stop what `make stack` started.
+stack-down:
+	@if [ -x $(PY) ]; then $(PY) stack/ctl.py down; fi
+
+## The course's parent flow for yellow 2021 months 1 and 2, end to end on the local stack.
+demo: stack
+	source .stack/env && $(PY) flows/parameterized_flow.py --months 1 2 --year 2021 --color yellow
+	source .stack/env && $(PY) stack/show.py
+
+## The test suite: unit tests and end-to-end tests on a private stack of its own.
+test: $(STAMP)
+	$(PY) -m pytest
+
+clean: stack-down
+	rm -rf .stack data
