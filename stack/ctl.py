@@ -97,8 +97,7 @@ def _healthy(port: int, path: str) -> bool:
 
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
-        # As the servers do: a port in TIME_WAIT after a stop counts as free.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # No SO_REUSEADDR: `prefect server start` refuses a port still in TIME_WAIT, so we do too.
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

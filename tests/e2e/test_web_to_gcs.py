@@ -1,0 +1,172 @@
+"""etl_web_to_gcs and etl_parent_flow end to end: real Prefect server, GCS emulator, HTTP mirror."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from prefect.client.orchestration import get_client
+
+from conftest import MIRROR_ROWS
+from etl_web_to_gcs import etl_web_to_gcs
+from generator import generate
+from helpers import bucket, object_exists, read_object, serve_directory
+from nyctaxi.dataset import ParameterError
+from nyctaxi.schema import arrow_schema
+from parameterized_flow import etl_parent_flow
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> Path:
+    """A fresh data root per test."""
+    monkeypatch.setenv("NYC_TLC_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def files_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+@pytest.mark.parametrize("color, year, month", [("yellow", 2021, 1), ("green", 2020, 1), ("fhv", 2019, 1)])
+def test_month_lands_in_the_bucket_with_every_row_and_the_declared_schema(data_dir, color, year, month):
+    uri = etl_web_to_gcs(year=year, month=month, color=color)
+
+    key = f"data/{color}/{color}_tripdata_{year}-{month:02}.parquet"
+    assert uri == f"gs://{os.environ['GCS_BUCKET']}/{key}"
+    parquet = read_object(key)
+    assert parquet.metadata.num_rows == MIRROR_ROWS
+    assert parquet.schema_arrow.equals(arrow_schema(color), check_metadata=True)
+    local = data_dir / color / f"{color}_tripdata_{year}-{month:02}.parquet"
+    assert pq.ParquetFile(local).metadata.num_rows == MIRROR_ROWS
+
+
+def test_two_months_of_a_colour_have_identical_schemas(data_dir):
+    # 2021-03 has the empty 2021 tail (nulls); 2019-03 has none: same schema all the same.
+    etl_web_to_gcs(year=2021, month=3, color="yellow")
+    etl_web_to_gcs(year=2019, month=3, color="yellow")
+    a = read_object("data/yellow/yellow_tripdata_2021-03.parquet").schema_arrow
+    b = read_object("data/yellow/yellow_tripdata_2019-03.parquet").schema_arrow
+    assert a.equals(b, check_metadata=True)
+
+
+def test_fhv_float_and_int_spellings_write_the_same_schema(data_dir):
+    etl_web_to_gcs(year=2020, month=5, color="fhv")  # location ids written as 12.0
+    etl_web_to_gcs(year=2020, month=6, color="fhv")  # written as 12
+    a = read_object("data/fhv/fhv_tripdata_2020-05.parquet")
+    b = read_object("data/fhv/fhv_tripdata_2020-06.parquet")
+    assert a.schema_arrow.equals(b.schema_arrow, check_metadata=True)
+    assert str(a.schema_arrow.field("PUlocationID").type) == "int64"
+
+
+def test_parent_flow_writes_one_object_per_month(data_dir):
+    uris = etl_parent_flow(months=[4, 5], year=2020, color="green")
+    assert [u.rsplit("/", 1)[1] for u in uris] == ["green_tripdata_2020-04.parquet", "green_tripdata_2020-05.parquet"]
+    for month in (4, 5):
+        assert read_object(f"data/green/green_tripdata_2020-{month:02}.parquet").metadata.num_rows == MIRROR_ROWS
+
+
+def test_the_course_command_works_from_another_working_directory(tmp_path):
+    data = tmp_path / "elsewhere-data"
+    env = {**os.environ, "NYC_TLC_DATA_DIR": str(data)}
+    result = subprocess.run(
+        [sys.executable, str(REPO / "flows" / "etl_web_to_gcs.py"), "--year", "2021", "--month", "4"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Finished in state Completed" in result.stderr + result.stdout
+    assert (data / "yellow" / "yellow_tripdata_2021-04.parquet").is_file()
+    assert object_exists("data/yellow/yellow_tripdata_2021-04.parquet")
+    assert not (tmp_path / "data").exists()  # nothing relative to the cwd
+
+
+def test_default_data_root_is_the_repository_data_folder(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "NYC_TLC_DATA_DIR"}
+    result = subprocess.run(
+        [sys.executable, "-c", "from nyctaxi import lake; print(lake.data_root())"],
+        cwd=tmp_path, env={**env, "PYTHONPATH": str(REPO / "flows")}, capture_output=True, text=True, check=True,
+    )
+    assert Path(result.stdout.strip()) == REPO / "data"
+
+
+@pytest.mark.parametrize("kwargs, says", [
+    ({"color": "purple"}, "yellow, green, fhv"),
+    ({"month": 0}, "from 1 to 12"),
+    ({"month": 13}, "from 1 to 12"),
+    ({"year": 1999}, "from 2019 to 2021"),
+])
+def test_bad_parameters_fail_before_anything_is_written(data_dir, kwargs, says):
+    before = {b.name for b in bucket().list_blobs()}
+    with pytest.raises(ParameterError, match=says):
+        etl_web_to_gcs(**{"year": 2021, "month": 1, "color": "yellow", **kwargs})
+    assert files_under(data_dir) == []
+    assert {b.name for b in bucket().list_blobs()} == before
+
+
+@pytest.mark.parametrize("months, says", [([], "months is empty"), ([6, 13], "month 13")])
+def test_parent_flow_checks_every_month_before_the_first_runs(data_dir, months, says):
+    with pytest.raises(ParameterError, match=says):
+        etl_parent_flow(months=months, year=2020, color="yellow")
+    assert files_under(data_dir) == []
+    assert not object_exists("data/yellow/yellow_tripdata_2020-06.parquet")
+
+
+def test_non_integer_month_is_rejected_by_prefect_validation(data_dir):
+    with pytest.raises(Exception, match="month"):
+        etl_web_to_gcs(year=2021, month="January", color="yellow")
+    assert files_under(data_dir) == []
+
+
+def test_any_server_with_the_release_layout_is_read_through_NYC_TLC_BASE_URL(data_dir, tmp_path, monkeypatch):
+    mirror = tmp_path / "other-mirror"
+    generate("green", 2021, 2, 1234, mirror / "green" / "green_tripdata_2021-02.csv.gz")
+    with serve_directory(mirror) as base:
+        monkeypatch.setenv("NYC_TLC_BASE_URL", base)
+        etl_web_to_gcs(year=2021, month=2, color="green")
+    assert read_object("data/green/green_tripdata_2021-02.parquet").metadata.num_rows == 1234
+
+
+def test_a_month_the_server_does_not_publish_fails_and_writes_nothing(data_dir):
+    with pytest.raises(Exception, match="yellow_tripdata_2021-08.csv.gz is not published at http"):
+        etl_web_to_gcs(year=2021, month=8, color="yellow")
+    assert [f for f in files_under(data_dir) if not f.startswith(".staging")] == []
+    assert not object_exists("data/yellow/yellow_tripdata_2021-08.parquet")
+
+
+async def _artifact(key: str):
+    async with get_client() as client:
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+        found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+        return found
+
+
+def test_each_run_leaves_a_readable_summary(data_dir):
+    import asyncio
+
+    etl_web_to_gcs(year=2020, month=7, color="yellow")
+    artifacts = asyncio.run(_artifact("yellow-tripdata-2020-07"))
+    assert artifacts, "no summary artifact"
+    text = artifacts[0].data
+    assert f"| rows read | {MIRROR_ROWS:,} |" in text and f"| rows written | {MIRROR_ROWS:,} |" in text
+    assert "data/yellow/yellow_tripdata_2020-07.parquet" in text
+
+
+def test_a_cache_hit_never_points_at_a_missing_download(data_dir):
+    from nyctaxi import lake
+    from nyctaxi.dataset import TaxiMonth
+
+    url = TaxiMonth("green", 2019, 6).url()
+    for _ in range(3):  # the third run is served from the cache
+        etl_web_to_gcs(year=2019, month=6, color="green")
+    raw = lake.raw_path(url)
+    assert raw.is_file()
+    raw.unlink()
+    (data_dir / "green" / "green_tripdata_2019-06.parquet").unlink()
+    etl_web_to_gcs(year=2019, month=6, color="green")  # must download again, not return the lost path
+    assert raw.is_file()
+    assert pq.ParquetFile(data_dir / "green" / "green_tripdata_2019-06.parquet").metadata.num_rows == MIRROR_ROWS
