@@ -20,6 +20,7 @@ from prefect_gcp.cloud_storage import GcsBucket
 
 CREDS_BLOCK = "zoom-gcp-creds"
 BUCKET_BLOCK = "zoom-gcs"
+KEY_FIELDS = ("private_key", "client_email", "token_uri")
 
 
 def local_credentials() -> GcpCredentials:
@@ -38,10 +39,17 @@ def service_account_credentials(key_file: Path) -> GcpCredentials:
         info = json.loads(key_file.expanduser().read_text())
     except (OSError, ValueError) as e:
         sys.exit(f"cannot read the service-account key {key_file}: {type(e).__name__}")
-    if info.get("type") != "service_account" or "private_key" not in info:
+    if not isinstance(info, dict) or info.get("type") != "service_account":
         sys.exit(f"{key_file} is not a service-account key (create one under IAM > Service accounts > Keys)")
-    print(f"service account: {info.get('client_email')} (project {info.get('project_id')})")
-    return GcpCredentials(service_account_info=info, project=info.get("project_id"))
+    missing = [f for f in KEY_FIELDS if not info.get(f)]
+    if missing:
+        sys.exit(f"{key_file} lacks the fields {missing} of a service-account key: download the key again")
+    try:
+        credentials = GcpCredentials(service_account_info=info, project=info.get("project_id"))
+    except Exception as e:  # noqa: BLE001 - its message may quote the key, so only its type is shown
+        sys.exit(f"{key_file} is not a usable service-account key (google-auth refused it: {type(e).__name__})")
+    print(f"service account: {info['client_email']} (project {info.get('project_id')})")
+    return credentials
 
 
 def main() -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlparse
@@ -42,17 +43,33 @@ def raw_path(url: str, root: Path | None = None) -> Path:
     return (root or data_root()) / "raw" / f"{stem}.{digest}.csv.gz"
 
 
+STALE_STAGING_S = 24 * 3600
+
+
 def staging_path(name: str, root: Path | None = None) -> Path:
-    """A fresh temporary file name on the lake's filesystem, so publishing is an atomic rename."""
+    """A fresh temporary file name on the lake's filesystem, so publishing is an atomic rename.
+
+    Staged files that a killed run left behind are removed once they are a day old.
+    """
     staging = (root or data_root()) / ".staging"
     staging.mkdir(parents=True, exist_ok=True)
+    for old in staging.glob("*.parquet"):
+        if time.time() - old.stat().st_mtime > STALE_STAGING_S:
+            old.unlink(missing_ok=True)
     return staging / f"{name}.{uuid.uuid4().hex[:8]}.parquet"
 
 
 def publish(staged: Path, dest: Path) -> Path:
-    """Move a complete file into place atomically (readers see the old file or the new one)."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(staged, dest)
+    """Move a complete file into place atomically (readers see the old file or the new one).
+
+    If it cannot be moved, the staged file is removed: nothing is left half-done.
+    """
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, dest)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
     return dest
 
 

@@ -1,7 +1,10 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import pytest
 
 from nyctaxi import lake
 
@@ -38,3 +41,23 @@ def test_publish_creates_folders_and_replaces_atomically(tmp_path):
     dest = tmp_path / "yellow" / "m.parquet"
     assert lake.publish(staged, dest) == dest
     assert dest.read_bytes() == b"new" and not staged.exists()
+
+
+def test_publish_failure_removes_the_staged_file(tmp_path):
+    staged = lake.staging_path("m", tmp_path)
+    staged.write_bytes(b"new")
+    blocker = tmp_path / "yellow"
+    blocker.write_text("a file where the colour folder should be")
+    with pytest.raises(OSError):
+        lake.publish(staged, blocker / "m.parquet")
+    assert not staged.exists()
+
+
+def test_stale_staged_files_are_swept(tmp_path):
+    old = lake.staging_path("old", tmp_path)
+    old.write_bytes(b"left by a killed run")
+    os.utime(old, (time.time() - 2 * lake.STALE_STAGING_S,) * 2)
+    fresh = lake.staging_path("fresh", tmp_path)
+    fresh.write_bytes(b"in use")
+    lake.staging_path("another", tmp_path)
+    assert not old.exists() and fresh.exists()

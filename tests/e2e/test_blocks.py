@@ -1,0 +1,105 @@
+"""blocks/make_gcp_blocks.py, for real GCP and for the local stack, against the stack's Prefect server."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from prefect_gcp import GcpCredentials
+from prefect_gcp.cloud_storage import GcsBucket
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "blocks" / "make_gcp_blocks.py"
+
+
+def _new_private_key() -> str:
+    """A real (throw-away) RSA key: prefect-gcp parses the key when the block is built."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
+PRIVATE_KEY = _new_private_key()
+KEY_BODY = PRIVATE_KEY.splitlines()[1]  # a line of the key's secret body
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(SCRIPT), *args], env=env or dict(os.environ),
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def restore_local_blocks():
+    yield
+    assert run("--local").returncode == 0
+
+
+def test_service_account_blocks_keep_the_key_secret(tmp_path, restore_local_blocks):
+    key = tmp_path / "sa.json"
+    key.write_text(json.dumps({
+        "type": "service_account", "project_id": "my-dtc-project", "private_key_id": "abc123",
+        "private_key": PRIVATE_KEY, "client_email": "prefect@my-dtc-project.iam.gserviceaccount.com",
+        "client_id": "1", "token_uri": "https://oauth2.googleapis.com/token",
+    }))
+    result = run("--key", str(key), "--bucket", "dtc_data_lake_my-dtc-project")
+    assert result.returncode == 0, result.stderr
+    assert KEY_BODY not in result.stdout + result.stderr and "abc123" not in result.stdout + result.stderr
+
+    creds = GcpCredentials.load("zoom-gcp-creds")
+    assert creds.project == "my-dtc-project"
+    assert creds.service_account_info.get_secret_value()["private_key"] == PRIVATE_KEY
+    assert KEY_BODY not in repr(creds) and KEY_BODY not in str(creds.service_account_info)
+    bucket = GcsBucket.load("zoom-gcs")
+    assert bucket.bucket == "dtc_data_lake_my-dtc-project"
+    assert bucket.gcp_credentials.project == "my-dtc-project"
+
+
+def test_key_and_bucket_can_come_from_the_environment(tmp_path, restore_local_blocks):
+    key = tmp_path / "sa.json"
+    key.write_text(json.dumps({"type": "service_account", "project_id": "p2", "private_key": PRIVATE_KEY,
+                               "client_email": "x@p2.iam.gserviceaccount.com",
+                               "token_uri": "https://oauth2.googleapis.com/token"}))
+    env = {**os.environ, "GCP_SERVICE_ACCOUNT_FILE": str(key), "GCS_BUCKET": "lake-p2"}
+    assert run(env=env).returncode == 0
+    assert GcsBucket.load("zoom-gcs").bucket == "lake-p2"
+
+
+def test_a_file_that_is_not_a_service_account_key_is_refused(tmp_path):
+    key = tmp_path / "adc.json"
+    key.write_text(json.dumps({"type": "authorized_user", "refresh_token": "secret-refresh"}))
+    result = run("--key", str(key), "--bucket", "b")
+    assert result.returncode != 0 and "is not a service-account key" in result.stderr
+    assert "secret-refresh" not in result.stdout + result.stderr
+
+
+def test_an_incomplete_or_broken_key_is_refused_without_quoting_it(tmp_path):
+    key = tmp_path / "sa.json"
+    key.write_text(json.dumps({"type": "service_account", "private_key": PRIVATE_KEY, "client_email": "x@p"}))
+    result = run("--key", str(key), "--bucket", "b")
+    assert result.returncode != 0 and "lacks the fields ['token_uri']" in result.stderr
+    broken = PRIVATE_KEY.replace(KEY_BODY, KEY_BODY[::-1])
+    key.write_text(json.dumps({"type": "service_account", "private_key": broken, "client_email": "x@p",
+                               "token_uri": "https://oauth2.googleapis.com/token"}))
+    result = run("--key", str(key), "--bucket", "b")
+    assert result.returncode != 0 and "is not a usable service-account key" in result.stderr
+    assert KEY_BODY[::-1] not in result.stdout + result.stderr
+
+
+def test_local_mode_needs_the_stack_environment():
+    env = {k: v for k, v in os.environ.items() if k != "STORAGE_EMULATOR_HOST"}
+    result = run("--local", env=env)
+    assert result.returncode != 0 and "source .stack/env" in result.stderr
+
+
+def test_local_blocks_point_at_the_stack():
+    assert run("--local").returncode == 0
+    bucket = GcsBucket.load("zoom-gcs")
+    assert bucket.bucket == os.environ["GCS_BUCKET"]
+    assert bucket.gcp_credentials.service_account_info is None
+    assert bucket.gcp_credentials.project == os.environ["GOOGLE_CLOUD_PROJECT"]
