@@ -1,0 +1,10 @@
+# The image the DockerContainer block `zoom` runs: the flows at /opt/prefect/flows,
+# the data root at /opt/prefect/data (flows/nyctaxi/lake.py resolves it from its own path).
+FROM prefecthq/prefect:2.20.26-python3.11
+
+COPY docker-requirements.txt .
+RUN pip install -r docker-requirements.txt --no-cache-dir
+
+COPY flows /opt/prefect/flows
+RUN mkdir -p /opt/prefect/data && chmod a+rwx /opt/prefect/data
+WORKDIR /opt/prefect
