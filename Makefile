@@ -13,6 +13,8 @@ QUIET_PIP := { grep -v '^WARNING: Location' || true; }
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements-dev.txt 2>&1 | $(QUIET_PIP)
+	# The BigQuery emulator's DuckDB needs its spatial extension installed once, offline.
+	$(PY) -c "from duckdb_extensions import import_extension; import_extension('spatial')"
 	touch $@
 
 venv: $(STAMP)

@@ -23,8 +23,10 @@ def etl_web_to_gcs(year: int = 2021, month: int = 1, color: str = "yellow") -> s
     path = write_local(cleaned, color, dataset_file)
     uri = write_gcs(path)
 
-    record_month(color=color, year=year, month=month, url=dataset_url, rows_read=cleaned.rows,
-                 rows_written=lake.row_count(path), path=path, uri=uri)
+    record_month("lake", color, year, month, {
+        "source": dataset_url, "rows read": cleaned.rows, "rows written": lake.row_count(path),
+        "local file": path, "object": uri,
+    })
     return uri
 
 

@@ -11,14 +11,27 @@ from prefect.context import TaskRunContext
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 from prefect.tasks import exponential_backoff, task_input_hash
 from prefect_gcp.cloud_storage import GcsBucket
+from prefect_sqlalchemy import SqlAlchemyConnector
 
-from nyctaxi import lake
+from nyctaxi import lake, postgres
 from nyctaxi.convert import SourceDataError, csv_gz_to_parquet
 from nyctaxi.schema import SchemaError
 from nyctaxi.source import NotPublishedError, download
 
 GCS_BLOCK = "zoom-gcs"
+POSTGRES_BLOCK = "postgres-connector"
 UPLOAD_TIMEOUT_S = 600
+
+
+def load_block(block_type, name: str, how_to_make: str):
+    """``block_type.load(name)``, with the command that makes the block when it is missing."""
+    try:
+        return block_type.load(name)
+    except ValueError as e:
+        if "Unable to find block document" not in str(e):
+            raise
+        raise RuntimeError(f"no {block_type.__name__} block named {name!r} on this Prefect server: "
+                           f"create it with `{how_to_make}`") from None
 
 
 def cache_key_while_downloaded(context: TaskRunContext, parameters: dict) -> str | None:
@@ -102,8 +115,20 @@ def write_local(cleaned: Cleaned, color: str, dataset_file: str) -> Path:
 @task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=3))
 def write_gcs(path: Path) -> str:
     """Upload the local parquet file to the ``zoom-gcs`` bucket; return its ``gs://`` URI."""
-    gcs_block = GcsBucket.load(GCS_BLOCK)
+    gcs_block = load_block(GcsBucket, GCS_BLOCK, "python blocks/make_gcp_blocks.py --help")
     # The lake path ends in {color}/{dataset_file}.parquet wherever the data root is.
     key = lake.object_key(path.parent.name, path.stem)
     uploaded = gcs_block.upload_from_path(from_path=path, to_path=key, timeout=UPLOAD_TIMEOUT_S)
     return f"gs://{gcs_block.bucket}/{uploaded}"
+
+
+@task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3))
+def load_postgres(cleaned: Cleaned, color: str, table: str, source_file: str) -> int:
+    """COPY the cleaned month into ``table``, replacing that month's rows; return the rows loaded."""
+    connector = load_block(SqlAlchemyConnector, POSTGRES_BLOCK, "python blocks/make_postgres_block.py --help")
+    with connector.get_connection(begin=False) as connection:
+        # COPY needs the driver's own connection; replace_month commits on it.
+        loaded = postgres.replace_month(connection.connection.dbapi_connection, table, color, cleaned.path,
+                                        source_file, logger=get_run_logger())
+    cleaned.path.unlink(missing_ok=True)  # staged only for this load
+    return loaded

@@ -1,12 +1,11 @@
 """Start, stop and describe the embedded local stack.
 
-``python stack/ctl.py up`` starts, bound to 127.0.0.1 and in the background:
-a Prefect server (SQLite, analytics off), gcp-storage-emulator on disk with the
-lake bucket, and the HTTP mirror of the release files; then writes the
-environment the flows need to ``<stack dir>/env`` and saves the local blocks.
-It is idempotent: running parts are kept, stopped ones are started again.
-``down`` stops, by PID, what ``up`` started. The stack dir is ``$STACK_DIR`` or
-the repository's ``.stack/``.
+``python stack/ctl.py up`` starts, bound to 127.0.0.1 and in the background, the
+services of ``services.py`` (a Prefect server, the GCS emulator, the release mirror,
+PostgreSQL), then writes the environment the flows need to ``<stack dir>/env`` and
+saves the local blocks. It is idempotent: running parts are kept, stopped ones are
+started again. ``down`` stops, by PID, what ``up`` started. The stack dir is
+``$STACK_DIR`` or the repository's ``.stack/``.
 """
 from __future__ import annotations
 
@@ -19,85 +18,42 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-PROJECT = "dezoomcamp-local"
-BUCKET = "dezoomcamp-local-lake"
-DEFAULT_MIRROR_ROWS = "100000"
+from services import PROJECT, REPO, SERVICES, Service
 
 
 def stack_dir() -> Path:
     return Path(os.environ.get("STACK_DIR") or REPO / ".stack").resolve()
 
 
-@dataclass(frozen=True)
-class Service:
-    name: str
-    preferred_port: int
-    health_path: str
-    start_timeout_s: float
-
-    def command(self, port: int, root: Path) -> list[str]:
-        if self.name == "prefect-server":
-            return [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
-        if self.name == "gcs":
-            return [str(BIN / "gcp-storage-emulator"), "start", "--host", "127.0.0.1", "--port", str(port),
-                    "--default-bucket", BUCKET, "-q"]
-        rows = os.environ.get("NYC_TLC_MIRROR_ROWS", DEFAULT_MIRROR_ROWS)
-        return [sys.executable, str(REPO / "stack" / "mirror.py"), "--port", str(port),
-                "--dir", str(root / "mirror"), "--rows", rows]
-
-    def env(self, root: Path) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "STORAGE_"))}
-        if self.name == "prefect-server":
-            env.update(PREFECT_HOME=str(root / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
-        elif self.name == "gcs":
-            env.update(STORAGE_BASE=str(root / "gcs"))
-        return env
-
-
-SERVICES = (
-    # 4200 is the course's UI address; any taken port is replaced by a free one.
-    Service("prefect-server", 4200, "/api/health", 120.0),
-    Service("gcs", 9023, "/storage/v1/b", 30.0),
-    Service("mirror", 8765, "/healthz", 30.0),
-)
-
-
 # --- processes ---------------------------------------------------------------------------
 
 def _start_time(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (tells a PID apart from a later reuse of it)."""
+    """The kernel's start time of a live ``pid`` (tells a PID apart from a later reuse of it)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
+    return None if fields[0] == "Z" else fields[19]
 
 
-def _read_pid(root: Path, name: str) -> int | None:
+def _pid_file(root: Path, service: Service) -> Path:
+    return root / "pids" / f"{service.name}.json"
+
+
+def _read_pid(root: Path, service: Service) -> int | None:
     try:
-        record = json.loads((root / "pids" / f"{name}.json").read_text())
+        record = json.loads(_pid_file(root, service).read_text())
     except (OSError, ValueError):
         return None
     pid = record.get("pid")
     return pid if pid and _start_time(pid) == record.get("start_time") else None
 
 
-def _healthy(port: int, path: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
-
-
 def _port_free(port: int) -> bool:
+    # No SO_REUSEADDR: `prefect server start` refuses a port still in TIME_WAIT, so we do too.
     with socket.socket() as s:
-        # No SO_REUSEADDR: `prefect server start` refuses a port still in TIME_WAIT, so we do too.
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -119,12 +75,13 @@ def _ports(root: Path) -> dict[str, int]:
 
 
 def _start(service: Service, port: int, root: Path) -> int:
-    log = open(root / "logs" / f"{service.name}.log", "ab")
-    process = subprocess.Popen(
-        service.command(port, root), cwd=root, env=service.env(root), stdin=subprocess.DEVNULL,
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,  # own group: down stops children too
-    )
-    (root / "pids" / f"{service.name}.json").write_text(
+    with open(root / "logs" / f"{service.name}.log", "ab") as log:
+        process = subprocess.Popen(
+            service.command(port, root), cwd=root, env=service.env(root), **service.identity(),
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: down stops its children too
+        )
+    _pid_file(root, service).write_text(
         json.dumps({"pid": process.pid, "start_time": _start_time(process.pid), "port": port})
     )
     return process.pid
@@ -133,41 +90,58 @@ def _start(service: Service, port: int, root: Path) -> int:
 def _wait_healthy(service: Service, port: int, pid: int, root: Path) -> None:
     deadline = time.monotonic() + service.start_timeout_s
     while time.monotonic() < deadline:
-        if _healthy(port, service.health_path):
+        if service.healthy(root, port):
             return
         if _start_time(pid) is None:
             break
-        time.sleep(0.5)
+        time.sleep(0.3)
     tail = (root / "logs" / f"{service.name}.log").read_text(errors="replace")[-3000:]
     raise SystemExit(f"{service.name} did not become healthy on port {port}; its log ends:\n{tail}")
+
+
+def _kill(pid: int, first: signal.Signals) -> None:
+    for sig, wait_s in ((first, 20.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if _start_time(pid) is None:
+                return
+            time.sleep(0.1)
 
 
 # --- commands ----------------------------------------------------------------------------
 
 def up(register_blocks: bool = True) -> Path:
     root = stack_dir()
-    for sub in ("logs", "pids", "gcs", "mirror", "prefect"):
+    for sub in ("logs", "pids"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     ports = _ports(root)
     started = []
     for service in SERVICES:
-        pid, port = _read_pid(root, service.name), ports.get(service.name)
-        if pid and port and _healthy(port, service.health_path):
+        pid, port = _read_pid(root, service), ports.get(service.name)
+        if pid and port and service.healthy(root, port):
             print(f"{service.name}: running (pid {pid}, port {port})")
             continue
         if pid:
-            _kill(pid)
+            _kill(pid, service.stop_signal)
+        service.prepare(root)
         port = next((p for p in (port, service.preferred_port) if p and _port_free(p)), None) or _free_port()
         ports[service.name] = port
         started.append((service, port, _start(service, port, root)))
     for service, port, pid in started:
         _wait_healthy(service, port, pid, root)
         print(f"{service.name}: started (pid {pid}, port {port})")
+    for service in SERVICES:
+        service.ready(root, ports[service.name])
     (root / "ports.json").write_text(json.dumps(ports))
     env_file = write_env(root, ports)
     if register_blocks:
-        subprocess.run([sys.executable, str(REPO / "blocks" / "make_gcp_blocks.py"), "--local"],
-                       env={**os.environ, **read_env(env_file)}, check=True)
+        env = {**os.environ, **read_env(env_file)}
+        for script in ("make_gcp_blocks.py", "make_postgres_block.py"):
+            subprocess.run([sys.executable, str(REPO / "blocks" / script), "--local"], env=env, check=True)
     print(f"environment: source {env_file}")
     print(f"Prefect UI:  http://127.0.0.1:{ports['prefect-server']}")
     return env_file
@@ -182,18 +156,13 @@ def write_env(root: Path, ports: dict[str, int]) -> Path:
         "client_secret": "emulator", "refresh_token": "emulator", "token": "emulator-token",
         "expiry": "2099-01-01T00:00:00Z", "quota_project_id": PROJECT,
     }))
-    env = {
-        "PREFECT_HOME": root / "prefect",
-        "PREFECT_API_URL": f"http://127.0.0.1:{ports['prefect-server']}/api",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{ports['gcs']}",
-        "NYC_TLC_BASE_URL": f"http://127.0.0.1:{ports['mirror']}",
+    env: dict[str, object] = {
         "GOOGLE_APPLICATION_CREDENTIALS": adc,
         "GOOGLE_CLOUD_PROJECT": PROJECT,
         "NO_GCE_CHECK": "true",
-        "GCS_BUCKET": BUCKET,
-        "GCS_STORAGE_DIR": root / "gcs" / ".cloudstorage",
     }
+    for service in SERVICES:
+        env.update(service.exports(root, ports[service.name]))
     path = root / "env"
     path.write_text("# The local stack's environment: source it (written by stack/ctl.py up).\n"
                     + "".join(f"export {k}={shlex.quote(str(v))}\n" for k, v in env.items()))
@@ -210,37 +179,24 @@ def read_env(path: Path) -> dict[str, str]:
     return env
 
 
-def _kill(pid: int) -> None:
-    for sig, wait_s in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            if _start_time(pid) is None or Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "Z":
-                return
-            time.sleep(0.2)
-
-
 def down() -> None:
     root = stack_dir()
-    for service in SERVICES:
-        pid = _read_pid(root, service.name)
+    for service in reversed(SERVICES):
+        pid = _read_pid(root, service)
         if pid:
-            _kill(pid)
+            _kill(pid, service.stop_signal)
             print(f"{service.name}: stopped (pid {pid})")
-        (root / "pids" / f"{service.name}.json").unlink(missing_ok=True)
+        _pid_file(root, service).unlink(missing_ok=True)
 
 
 def status() -> int:
-    root, ports, down_count = stack_dir(), _ports(stack_dir()), 0
+    root, ports, not_running = stack_dir(), _ports(stack_dir()), 0
     for service in SERVICES:
-        pid, port = _read_pid(root, service.name), ports.get(service.name)
-        ok = bool(pid and port and _healthy(port, service.health_path))
-        down_count += not ok
-        print(f"{service.name}: {'running' if ok else 'not running'}" + (f" (pid {pid}, port {port})" if ok else ""))
-    return 1 if down_count else 0
+        pid, port = _read_pid(root, service), ports.get(service.name)
+        ok = bool(pid and port and service.healthy(root, port))
+        not_running += not ok
+        print(f"{service.name}: " + (f"running (pid {pid}, port {port})" if ok else "not running"))
+    return 1 if not_running else 0
 
 
 def main() -> None:

@@ -42,3 +42,23 @@ def read_object(key: str) -> pq.ParquetFile:
 
 def object_exists(key: str) -> bool:
     return bucket().blob(key).exists()
+
+
+def postgres_connection(database: str | None = None):
+    """A psycopg2 connection to the stack's PostgreSQL (autocommit)."""
+    import psycopg2
+
+    conn = psycopg2.connect(
+        host=os.environ["POSTGRES_HOST"], port=int(os.environ["POSTGRES_PORT"]), user=os.environ["POSTGRES_USER"],
+        password=Path(os.environ["POSTGRES_PASSWORD_FILE"]).read_text().strip(),
+        dbname=database or os.environ["POSTGRES_DB"],
+    )
+    conn.autocommit = True
+    return conn
+
+
+def postgres_counts(table: str) -> dict[str, int]:
+    """Rows per source file in ``table``."""
+    with postgres_connection() as conn, conn.cursor() as cur:
+        cur.execute(f'SELECT source_file, count(*) FROM "{table}" GROUP BY 1')
+        return dict(cur.fetchall())

@@ -1,0 +1,54 @@
+"""Save the ``postgres-connector`` block (SqlAlchemyConnector, postgresql+psycopg2, database ny_taxi).
+
+Your server:  POSTGRES_PASSWORD=... python blocks/make_postgres_block.py --host db.example --user root
+              (the password comes from $POSTGRES_PASSWORD, --password-file, or a prompt)
+Local stack:  python blocks/make_postgres_block.py --local   (after: source .stack/env)
+
+Saving again overwrites. The password is stored as a secret and never printed.
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from prefect_sqlalchemy import ConnectionComponents, SqlAlchemyConnector, SyncDriver
+
+BLOCK = "postgres-connector"
+
+
+def read_password(password_file: str | None, interactive: bool) -> str:
+    if password_file:
+        return Path(password_file).expanduser().read_text().strip()
+    if os.environ.get("POSTGRES_PASSWORD"):
+        return os.environ["POSTGRES_PASSWORD"]
+    if interactive and sys.stdin.isatty():
+        return getpass.getpass("PostgreSQL password: ")
+    sys.exit("no password: set POSTGRES_PASSWORD, pass --password-file, or run in a terminal to be asked")
+
+
+def main() -> None:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--local", action="store_true", help="use the local stack's PostgreSQL")
+    parser.add_argument("--host", default=env("POSTGRES_HOST", "localhost"))
+    parser.add_argument("--port", type=int, default=int(env("POSTGRES_PORT", "5432")))
+    parser.add_argument("--user", default=env("POSTGRES_USER", "root"))
+    parser.add_argument("--database", default=env("POSTGRES_DB", "ny_taxi"))
+    parser.add_argument("--password-file", default=env("POSTGRES_PASSWORD_FILE"))
+    args = parser.parse_args()
+    if args.local and not env("POSTGRES_PASSWORD_FILE"):
+        sys.exit("--local needs the local stack's environment: run `make stack` and `source .stack/env` first")
+
+    connector = SqlAlchemyConnector(connection_info=ConnectionComponents(
+        driver=SyncDriver.POSTGRESQL_PSYCOPG2, host=args.host, port=args.port, username=args.user,
+        password=read_password(args.password_file, interactive=not args.local), database=args.database,
+    ))
+    connector.save(BLOCK, overwrite=True)
+    print(f"saved block {BLOCK!r} (postgresql+psycopg2://{args.user}@{args.host}:{args.port}/{args.database})")
+
+
+if __name__ == "__main__":
+    main()

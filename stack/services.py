@@ -1,0 +1,130 @@
+"""The parts of the local stack: how each is started, checked and described to the flows."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import urllib.request
+from pathlib import Path
+
+import pg_cluster
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PROJECT = "dezoomcamp-local"
+BUCKET = "dezoomcamp-local-lake"
+DEFAULT_MIRROR_ROWS = "100000"
+
+
+def _http_ok(port: int, path: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+class Service:
+    """A background server of the stack, on one port of 127.0.0.1."""
+
+    name = ""
+    preferred_port = 0
+    health_path = "/"
+    start_timeout_s = 30.0
+    stop_signal = signal.SIGTERM
+
+    def prepare(self, root: Path) -> None:
+        """One-time set-up before the first start."""
+
+    def command(self, port: int, root: Path) -> list[str]:
+        raise NotImplementedError
+
+    def env(self, root: Path) -> dict[str, str]:
+        """The server process's environment: ours, without the flows' settings."""
+        return {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "STORAGE_", "BIGQUERY_"))}
+
+    def identity(self) -> dict:
+        """subprocess arguments for the user the server runs as (default: ours)."""
+        return {}
+
+    def healthy(self, root: Path, port: int) -> bool:
+        return _http_ok(port, self.health_path)
+
+    def ready(self, root: Path, port: int) -> None:
+        """Set-up once the server answers (databases, datasets)."""
+
+    def exports(self, root: Path, port: int) -> dict[str, object]:
+        """What the flows need to know about this server, for the env file."""
+        return {}
+
+
+class PrefectServer(Service):
+    name, preferred_port, health_path, start_timeout_s = "prefect-server", 4200, "/api/health", 120.0
+
+    def command(self, port, root):
+        return [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+
+    def env(self, root):
+        return {**super().env(root), "PREFECT_HOME": str(root / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+
+    def exports(self, root, port):
+        return {"PREFECT_HOME": root / "prefect", "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+
+
+class GcsEmulator(Service):
+    name, preferred_port, health_path = "gcs", 9023, "/storage/v1/b"
+
+    def command(self, port, root):
+        return [str(BIN / "gcp-storage-emulator"), "start", "--host", "127.0.0.1", "--port", str(port),
+                "--default-bucket", BUCKET, "-q"]
+
+    def env(self, root):
+        return {**super().env(root), "STORAGE_BASE": str(root / "gcs")}
+
+    def exports(self, root, port):
+        return {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}", "GCS_BUCKET": BUCKET,
+                "GCS_STORAGE_DIR": root / "gcs" / ".cloudstorage"}
+
+
+class Mirror(Service):
+    name, preferred_port, health_path = "mirror", 8765, "/healthz"
+
+    def command(self, port, root):
+        rows = os.environ.get("NYC_TLC_MIRROR_ROWS", DEFAULT_MIRROR_ROWS)
+        return [sys.executable, str(REPO / "stack" / "mirror.py"), "--port", str(port),
+                "--dir", str(root / "mirror"), "--rows", rows]
+
+    def exports(self, root, port):
+        return {"NYC_TLC_BASE_URL": f"http://127.0.0.1:{port}"}
+
+
+class Postgres(Service):
+    name, preferred_port = "postgres", 5432
+    stop_signal = signal.SIGINT  # "fast" shutdown: does not wait for clients to leave
+
+    def prepare(self, root):
+        pg_cluster.ensure_cluster(root)
+
+    def command(self, port, root):
+        return pg_cluster.server_command(root / "postgres" / "data", port)
+
+    def identity(self):
+        return pg_cluster.identity()
+
+    def healthy(self, root, port):
+        try:
+            pg_cluster.connect(root, port).close()
+            return True
+        except Exception:  # noqa: BLE001 - any failure to connect means "not yet"
+            return False
+
+    def ready(self, root, port):
+        pg_cluster.ensure_database(root, port)
+
+    def exports(self, root, port):
+        return {"POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": port, "POSTGRES_USER": pg_cluster.DB_USER,
+                "POSTGRES_DB": pg_cluster.DATABASE, "POSTGRES_PASSWORD_FILE": root / "postgres-password"}
+
+
+SERVICES: tuple[Service, ...] = (PrefectServer(), GcsEmulator(), Mirror(), Postgres())

@@ -1,0 +1,132 @@
+"""etl_web_to_postgres end to end: the stack's real PostgreSQL, loaded by COPY, safe to re-run."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import MIRROR_ROWS
+from etl_web_to_postgres import etl_web_to_postgres
+from generator import generate
+from helpers import postgres_connection, postgres_counts, serve_directory
+from nyctaxi.dataset import ParameterError
+from nyctaxi.schema import COLUMNS
+
+REPO = Path(__file__).resolve().parents[2]
+PG_TYPES = {"int": "bigint", "float": "double precision", "timestamp": "timestamp without time zone",
+            "string": "text"}
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("NYC_TLC_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def column_types(table: str) -> dict[str, str]:
+    with postgres_connection() as conn, conn.cursor() as cur:
+        cur.execute("SELECT column_name, data_type FROM information_schema.columns "
+                    "WHERE table_name = %s ORDER BY ordinal_position", (table,))
+        return dict(cur.fetchall())
+
+
+@pytest.mark.parametrize("color, year, month", [("yellow", 2021, 1), ("green", 2020, 1), ("fhv", 2019, 1)])
+def test_every_row_lands_with_the_declared_types_and_its_source(color, year, month):
+    table = f"t_{color}_types"
+    assert etl_web_to_postgres(year=year, month=month, color=color, table=table) == MIRROR_ROWS
+    assert postgres_counts(table) == {f"{color}_tripdata_{year}-{month:02}.csv.gz": MIRROR_ROWS}
+    expected = {name: PG_TYPES[kind] for name, kind in COLUMNS[color]} | {"source_file": "text"}
+    assert column_types(table) == expected
+
+
+def test_default_table_is_one_per_colour():
+    etl_web_to_postgres(year=2020, month=2, color="green")
+    assert postgres_counts("green_tripdata")["green_tripdata_2020-02.csv.gz"] == MIRROR_ROWS
+
+
+def test_reloading_a_month_three_times_keeps_one_copy_and_other_months_untouched():
+    table = "t_reload"
+    etl_web_to_postgres(year=2021, month=2, color="yellow", table=table)
+    for _ in range(3):
+        etl_web_to_postgres(year=2021, month=3, color="yellow", table=table)
+    assert postgres_counts(table) == {"yellow_tripdata_2021-02.csv.gz": MIRROR_ROWS,
+                                      "yellow_tripdata_2021-03.csv.gz": MIRROR_ROWS}
+
+
+def test_nulls_stay_nulls_and_values_survive_the_copy():
+    table = "t_values"
+    etl_web_to_postgres(year=2021, month=4, color="yellow", table=table)
+    with postgres_connection() as conn, conn.cursor() as cur:
+        cur.execute(f'SELECT count(*) FILTER (WHERE "VendorID" IS NULL), count(*) FILTER (WHERE store_and_fwd_flag = \'\'),'
+                    f' min("PULocationID"), max("PULocationID") FROM {table}')
+        vendor_nulls, empty_flags, lo, hi = cur.fetchone()
+    assert vendor_nulls == int(MIRROR_ROWS * 0.07) or abs(vendor_nulls - MIRROR_ROWS * 0.07) <= 1  # the 2021 tail
+    assert empty_flags == 0  # empty fields are NULL, not ''
+    assert 1 <= lo and hi <= 265
+
+
+def test_a_bad_table_name_is_refused_before_any_download():
+    with pytest.raises(ParameterError, match="not a plain table name"):
+        etl_web_to_postgres(year=2021, month=1, color="yellow", table="trips; drop table x")
+
+
+def test_a_table_made_by_another_tool_is_reported():
+    with postgres_connection() as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS t_foreign; CREATE TABLE t_foreign (a int)")
+    with pytest.raises(ParameterError, match="not partitioned by source_file"):
+        etl_web_to_postgres(year=2021, month=1, color="yellow", table="t_foreign")
+
+
+def test_a_load_killed_mid_copy_leaves_the_previous_month_intact(tmp_path):
+    table = "t_killed"
+    small, big = tmp_path / "small", tmp_path / "big"
+    generate("yellow", 2021, 5, 1000, small / "yellow" / "yellow_tripdata_2021-05.csv.gz")
+    generate("yellow", 2021, 5, 600_000, big / "yellow" / "yellow_tripdata_2021-05.csv.gz")
+    with serve_directory(small) as base:
+        env = {**os.environ, "NYC_TLC_BASE_URL": base}
+        subprocess.run([sys.executable, str(REPO / "flows" / "etl_web_to_postgres.py"), "--month", "5",
+                        "--table", table], env=env, check=True, capture_output=True, timeout=300)
+    assert postgres_counts(table) == {"yellow_tripdata_2021-05.csv.gz": 1000}
+
+    with serve_directory(big) as base:
+        env = {**os.environ, "NYC_TLC_BASE_URL": base}
+        run = subprocess.Popen([sys.executable, str(REPO / "flows" / "etl_web_to_postgres.py"), "--month", "5",
+                                "--table", table], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            assert wait_for_copy(timeout_s=120), "the COPY never started"
+            run.send_signal(signal.SIGKILL)
+        finally:
+            run.wait(timeout=30)
+    assert run.returncode == -signal.SIGKILL
+    wait_until_no_copy()
+    assert postgres_counts(table) == {"yellow_tripdata_2021-05.csv.gz": 1000}
+
+    etl_web_to_postgres(year=2021, month=5, color="yellow", table=table)  # the next run completes
+    assert postgres_counts(table) == {"yellow_tripdata_2021-05.csv.gz": MIRROR_ROWS}
+
+
+def _copies() -> int:
+    with postgres_connection() as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %%' AND state = 'active'")
+        return cur.fetchone()[0]
+
+
+def wait_for_copy(timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if _copies():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def wait_until_no_copy(timeout_s: float = 30) -> None:
+    # The server notices the dead client and aborts its transaction.
+    deadline = time.monotonic() + timeout_s
+    while _copies() and time.monotonic() < deadline:
+        time.sleep(0.1)
