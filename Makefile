@@ -27,9 +27,11 @@ stack: $(STAMP)
 stack-down:
 	@if [ -x $(PY) ]; then $(PY) stack/ctl.py down; fi
 
-## The course's parent flow for yellow 2021 months 1 and 2, end to end on the local stack.
+## The course's flows for yellow 2021 months 1 and 2, end to end on the local stack:
+## web -> lake -> GCS, GCS -> BigQuery, web -> Postgres; then the row counts in each.
 demo: stack
 	source .stack/env && $(PY) flows/parameterized_flow.py --months 1 2 --year 2021 --color yellow
+	source .stack/env && for m in 1 2; do $(PY) flows/etl_web_to_postgres.py --year 2021 --month $$m --color yellow; done
 	source .stack/env && $(PY) stack/show.py
 
 ## The test suite: unit tests and end-to-end tests on a private stack of its own.

@@ -1,4 +1,4 @@
-"""Print what landed where: the lake objects in the ``zoom-gcs`` bucket with their row counts."""
+"""Print what landed where: row counts per month in the lake bucket, BigQuery and PostgreSQL."""
 from __future__ import annotations
 
 import io
@@ -6,18 +6,39 @@ import os
 
 import pyarrow.parquet as pq
 from prefect_gcp.cloud_storage import GcsBucket
+from prefect_sqlalchemy import SqlAlchemyConnector
+from sqlalchemy import text
+
+
+def lake() -> None:
+    bucket = GcsBucket.load("zoom-gcs")
+    blobs = sorted((b for b in bucket.list_blobs("data") if b.name.endswith(".parquet")), key=lambda b: b.name)
+    print(f"\nLake: gs://{bucket.bucket} ({os.environ.get('STORAGE_EMULATOR_HOST', 'Google Cloud Storage')})")
+    for blob in blobs:
+        rows = pq.ParquetFile(io.BytesIO(blob.download_as_bytes())).metadata.num_rows
+        print(f"  {blob.name:<50} {rows:>12,} rows")
+    if not blobs:
+        print("  (empty)")
+
+
+def postgres() -> None:
+    connector = SqlAlchemyConnector.load("postgres-connector")
+    with connector.get_connection(begin=False) as conn:
+        url = conn.engine.url
+        print(f"\nPostgreSQL: {url.host}:{url.port}/{url.database}")
+        tables = conn.execute(text(
+            "SELECT relname FROM pg_class WHERE relkind = 'p' AND relname LIKE '%\\_tripdata' ORDER BY 1"
+        )).scalars().all()
+        for table in tables:
+            for source, rows in conn.execute(text(f'SELECT source_file, count(*) FROM "{table}" GROUP BY 1 ORDER BY 1')):
+                print(f"  {table + ' <- ' + source:<50} {rows:>12,} rows")
+        if not tables:
+            print("  (no tables)")
 
 
 def main() -> None:
-    bucket = GcsBucket.load("zoom-gcs")
-    blobs = [b for b in bucket.list_blobs("data") if b.name.endswith(".parquet")]
-    where = os.environ.get("STORAGE_EMULATOR_HOST", "Google Cloud Storage")
-    print(f"\nObjects in gs://{bucket.bucket} ({where}):")
-    for blob in sorted(blobs, key=lambda b: b.name):
-        rows = pq.ParquetFile(io.BytesIO(blob.download_as_bytes())).metadata.num_rows
-        print(f"  gs://{bucket.bucket}/{blob.name}  {rows:>12,} rows  {blob.size / 1e6:8.1f} MB")
-    if not blobs:
-        print("  (none)")
+    lake()
+    postgres()
     api = os.environ.get("PREFECT_API_URL", "")
     print(f"\nPrefect UI: {api.removesuffix('/api')}  (flow runs, logs, and each month's summary under Artifacts)")
 

@@ -1,0 +1,29 @@
+"""Deployment ``etl-parent-flow/docker-flow``: the parent flow in the ``zoom`` DockerContainer.
+
+    python deployments/docker_deploy.py        (from any folder; needs the `zoom` block)
+    prefect deployment run etl-parent-flow/docker-flow -p "months=[1,2]"
+"""
+from __future__ import annotations
+
+from prefect.deployments import Deployment
+from prefect.infrastructure import DockerContainer
+
+from common import ENTRYPOINT, IMAGE_FLOWS, WORK_QUEUE, etl_parent_flow
+
+
+def main() -> None:
+    deployment = Deployment.build_from_flow(
+        flow=etl_parent_flow,
+        name="docker-flow",
+        infrastructure=DockerContainer.load("zoom"),
+        work_queue_name=WORK_QUEUE,
+        # The code is inside the image, not on this machine.
+        path=IMAGE_FLOWS,
+        entrypoint=ENTRYPOINT,
+    )
+    deployment_id = deployment.apply()
+    print(f"applied etl-parent-flow/docker-flow ({deployment_id}) on work queue {WORK_QUEUE!r}")
+
+
+if __name__ == "__main__":
+    main()
