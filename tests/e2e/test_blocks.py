@@ -103,3 +103,38 @@ def test_local_blocks_point_at_the_stack():
     assert bucket.bucket == os.environ["GCS_BUCKET"]
     assert bucket.gcp_credentials.service_account_info is None
     assert bucket.gcp_credentials.project == os.environ["GOOGLE_CLOUD_PROJECT"]
+
+
+PG_SCRIPT = REPO / "blocks" / "make_postgres_block.py"
+
+
+def run_pg(*args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(PG_SCRIPT), *args], env=env, capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def restore_local_postgres_block():
+    yield
+    assert run_pg("--local", env=dict(os.environ)).returncode == 0
+
+
+def test_postgres_block_keeps_the_password_secret(restore_local_postgres_block):
+    from prefect_sqlalchemy import SqlAlchemyConnector
+
+    secret = "s3cr3t-" + os.urandom(6).hex()
+    env = {**os.environ, "POSTGRES_PASSWORD": secret, "POSTGRES_PASSWORD_FILE": ""}
+    result = run_pg("--host", "db.example", "--port", "6543", "--user", "taxi", "--database", "ny_taxi", env=env)
+    assert result.returncode == 0, result.stderr
+    assert secret not in result.stdout + result.stderr
+    connector = SqlAlchemyConnector.load("postgres-connector")
+    info = connector.connection_info
+    assert (info.host, str(info.port), info.username, info.database) == ("db.example", "6543", "taxi", "ny_taxi")
+    assert info.driver.value == "postgresql+psycopg2"
+    assert info.password.get_secret_value() == secret and secret not in repr(info)
+
+
+def test_postgres_block_without_a_password_says_how_to_give_one():
+    env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_PASSWORD", "POSTGRES_PASSWORD_FILE")}
+    result = run_pg("--host", "db.example", env=env)
+    assert result.returncode != 0 and "POSTGRES_PASSWORD" in result.stderr
