@@ -6,5 +6,7 @@ COPY docker-requirements.txt .
 RUN pip install -r docker-requirements.txt --no-cache-dir
 
 COPY flows /opt/prefect/flows
+# Explicit, because Prefect may run the flows from a copy of /opt/prefect/flows.
+ENV NYC_TLC_DATA_DIR=/opt/prefect/data
 RUN mkdir -p /opt/prefect/data && chmod a+rwx /opt/prefect/data
 WORKDIR /opt/prefect

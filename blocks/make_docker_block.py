@@ -32,12 +32,14 @@ def main() -> None:
     parser.add_argument("--local", action="store_true", help="pass the local stack's environment into the container")
     args = parser.parse_args()
 
-    env: dict[str, str] = {}
+    # The agent passes its Prefect settings into the container; its PREFECT_HOME is a path
+    # on the host, so the container gets its own (results of cached tasks are kept there).
+    env: dict[str, str] = {"PREFECT_HOME": "/opt/prefect/.prefect"}
     volumes: list[str] = []
     if args.local:
         if not os.environ.get("STORAGE_EMULATOR_HOST"):
             sys.exit("--local needs the local stack's environment: run `make stack` and `source .stack/env` first")
-        env = {k: os.environ[k] for k in LOCAL_ENV if os.environ.get(k)}
+        env.update({k: os.environ[k] for k in LOCAL_ENV if os.environ.get(k)})
         env["GOOGLE_APPLICATION_CREDENTIALS"] = CONTAINER_ADC
         volumes = [f"{os.environ['GOOGLE_APPLICATION_CREDENTIALS']}:{CONTAINER_ADC}:ro"]
 

@@ -12,9 +12,8 @@ import argparse
 
 from prefect.client.schemas.schedules import CronSchedule
 from prefect.deployments import Deployment
-from prefect.infrastructure import Process
 
-from common import ENTRYPOINT, FLOWS, WORK_QUEUE, etl_parent_flow
+from common import ENTRYPOINT, FLOWS, WORK_QUEUE, data_dir_argument, etl_parent_flow, process_infrastructure
 
 CRON = "0 0 * * *"
 
@@ -22,11 +21,12 @@ CRON = "0 0 * * *"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--timezone", default="UTC", help="IANA time zone of the 00:00 (default UTC)")
+    data_dir_argument(parser)
     args = parser.parse_args()
     deployment = Deployment.build_from_flow(
         flow=etl_parent_flow,
         name="Parameterized ETL",
-        infrastructure=Process(),
+        infrastructure=process_infrastructure(args.data_dir),
         work_queue_name=WORK_QUEUE,
         path=str(FLOWS),
         entrypoint=ENTRYPOINT,

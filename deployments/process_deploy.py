@@ -6,17 +6,21 @@
 """
 from __future__ import annotations
 
-from prefect.deployments import Deployment
-from prefect.infrastructure import Process
+import argparse
 
-from common import ENTRYPOINT, FLOWS, WORK_QUEUE, etl_parent_flow
+from prefect.deployments import Deployment
+
+from common import ENTRYPOINT, FLOWS, WORK_QUEUE, data_dir_argument, etl_parent_flow, process_infrastructure
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data_dir_argument(parser)
+    args = parser.parse_args()
     deployment = Deployment.build_from_flow(
         flow=etl_parent_flow,
         name="process-flow",
-        infrastructure=Process(),
+        infrastructure=process_infrastructure(args.data_dir),
         work_queue_name=WORK_QUEUE,
         path=str(FLOWS),
         entrypoint=ENTRYPOINT,

@@ -1,16 +1,26 @@
 """Shared test helpers: a real local HTTP server for files, and reading the emulator bucket."""
 from __future__ import annotations
 
+import asyncio
 import functools
 import io
 import os
+import re
+import signal
+import subprocess
+import sys
 import threading
+import time
 from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
+from uuid import UUID
 
 import pyarrow.parquet as pq
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
 
 
 @contextmanager
@@ -62,3 +72,58 @@ def postgres_counts(table: str) -> dict[str, int]:
     with postgres_connection() as conn, conn.cursor() as cur:
         cur.execute(f'SELECT source_file, count(*) FROM "{table}" GROUP BY 1')
         return dict(cur.fetchall())
+
+
+# --- Prefect: the CLI, the API, an agent -------------------------------------------------
+
+def run(*cmd: str, cwd: Path = REPO) -> str:
+    """Run a command with the test environment; fail with its output unless it succeeds."""
+    result = subprocess.run(cmd, cwd=cwd, env=dict(os.environ), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    return result.stdout + result.stderr
+
+
+def api(fn):
+    """Run ``fn(client)`` with an async Prefect client."""
+    from prefect.client.orchestration import get_client
+
+    async def go():
+        async with get_client() as client:
+            return await fn(client)
+    return asyncio.run(go())
+
+
+def flow_run_id(cli_output: str) -> UUID:
+    return UUID(re.search(r"UUID: ([0-9a-f-]{36})", cli_output)[1])
+
+
+def wait_final(run_id: UUID, timeout_s: float = 240):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        flow_run = api(lambda c: c.read_flow_run(run_id))
+        if flow_run.state and flow_run.state.is_final():
+            return flow_run
+        time.sleep(1)
+    raise AssertionError(f"flow run {run_id} did not finish in {timeout_s} s (state {flow_run.state})")
+
+
+
+
+@contextmanager
+def running_agent(log: Path, **env: str) -> Iterator[Path]:
+    """`prefect agent start -q default`, polling every second; stopped by PID afterwards."""
+    full_env = {**os.environ, "PREFECT_AGENT_QUERY_INTERVAL": "1", "PREFECT_AGENT_PREFETCH_SECONDS": "5", **env}
+    with open(log, "wb") as out:
+        process = subprocess.Popen([str(BIN / "prefect"), "agent", "start", "-q", "default"], env=full_env,
+                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield log
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGTERM, signal.SIGKILL):  # the agent may want a second signal
+            if process.poll() is not None:
+                break
+            os.killpg(process.pid, sig)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass

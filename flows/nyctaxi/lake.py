@@ -11,14 +11,23 @@ from urllib.parse import urlparse
 import pyarrow.parquet as pq
 
 DATA_DIR_ENV = "NYC_TLC_DATA_DIR"
-# flows/nyctaxi/lake.py -> the repository root (in the image: /opt/prefect).
+# flows/nyctaxi/lake.py -> the repository root (in the image: /opt/prefect), recognised by a
+# file that stands beside flows/ in both.
 REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_MARKER = "docker-requirements.txt"
+# Where data goes when the code runs from a copy that is not inside a checkout (Prefect's
+# Process infrastructure copies a deployment's folder into a temporary directory).
+FALLBACK_DATA_ROOT = Path.home() / "nyc-tlc-data"
 
 
 def data_root() -> Path:
     """``$NYC_TLC_DATA_DIR``, or the repository's ``data/``: never the current directory."""
     configured = os.environ.get(DATA_DIR_ENV)
-    return Path(configured).expanduser().resolve() if configured else REPO_ROOT / "data"
+    if configured:
+        return Path(configured).expanduser().resolve()
+    if (REPO_ROOT / REPO_MARKER).is_file():
+        return REPO_ROOT / "data"
+    return FALLBACK_DATA_ROOT
 
 
 def lake_path(color: str, dataset_file: str, root: Path | None = None) -> Path:

@@ -1,79 +1,34 @@
 """Deployments on the stack's Prefect server, run by a real agent on work queue `default`."""
 from __future__ import annotations
 
-import asyncio
 import os
-import re
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
-from uuid import UUID
 
 import pytest
-from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
 from conftest import MIRROR_ROWS
-from helpers import bucket, read_object
+from helpers import api, bucket, flow_run_id, read_object, run, running_agent, wait_final
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
-def run(*cmd: str, cwd: Path = REPO) -> str:
-    result = subprocess.run(cmd, cwd=cwd, env=dict(os.environ), capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
-    return result.stdout + result.stderr
-
-
-def api(fn):
-    """Run ``fn(client)`` with an async Prefect client."""
-    async def go():
-        async with get_client() as client:
-            return await fn(client)
-    return asyncio.run(go())
-
-
-def flow_run_id(cli_output: str) -> UUID:
-    return UUID(re.search(r"UUID: ([0-9a-f-]{36})", cli_output)[1])
-
-
-def wait_final(run_id: UUID, timeout_s: float = 240):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        flow_run = api(lambda c: c.read_flow_run(run_id))
-        if flow_run.state and flow_run.state.is_final():
-            return flow_run
-        time.sleep(1)
-    raise AssertionError(f"flow run {run_id} did not finish in {timeout_s} s (state {flow_run.state})")
-
-
 @pytest.fixture(scope="module")
 def deployments():
-    for script in ("process_deploy.py", "cron_deploy.py"):
-        run(str(BIN / "python"), str(REPO / "deployments" / script), cwd=Path("/"))  # any working directory
+    for script in ("process_deploy.py", "cron_deploy.py"):  # from any working directory
+        run(str(BIN / "python"), str(REPO / "deployments" / script), "--data-dir", os.environ["NYC_TLC_DATA_DIR"],
+            cwd=Path("/"))
     run(str(BIN / "python"), str(REPO / "blocks" / "make_docker_block.py"), "--local")
     run(str(BIN / "python"), str(REPO / "deployments" / "docker_deploy.py"), cwd=Path("/"))
 
 
 @pytest.fixture(scope="module")
 def agent(deployments, tmp_path_factory):
-    log = tmp_path_factory.mktemp("agent") / "agent.log"
-    env = {**os.environ, "PREFECT_AGENT_QUERY_INTERVAL": "1", "PREFECT_AGENT_PREFETCH_SECONDS": "5"}
-    with open(log, "wb") as out:
-        process = subprocess.Popen([str(BIN / "prefect"), "agent", "start", "-q", "default"], env=env,
-                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    yield log
-    for sig in (signal.SIGTERM, signal.SIGTERM, signal.SIGKILL):  # the agent may want a second signal
-        if process.poll() is not None:
-            break
-        os.killpg(process.pid, sig)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
+    with running_agent(tmp_path_factory.mktemp("agent") / "agent.log") as log:
+        yield log
 
 
 def test_process_deployment_run_by_the_agent_completes_with_both_months_in_the_lake(agent):
@@ -88,6 +43,9 @@ def test_process_deployment_run_by_the_agent_completes_with_both_months_in_the_l
     assert flow_run.parameters["months"] == [1, 2]
     for key in keys:
         assert read_object(key).metadata.num_rows == MIRROR_ROWS
+    # Prefect ran a temporary copy of flows/; the files still went to the deployment's data root.
+    for month in (1, 2):
+        assert (Path(os.environ["NYC_TLC_DATA_DIR"]) / "yellow" / f"yellow_tripdata_2021-{month:02}.parquet").is_file()
 
 
 def test_cron_deployment_has_runs_scheduled_at_midnight(deployments):
@@ -119,7 +77,8 @@ def test_the_course_cli_builds_the_cron_deployment(tmp_path):
     assert Path(deployment.path) == REPO
     assert deployment.work_queue_name == "default"
     assert deployment.schedules[0].schedule.cron == "0 0 * * *"
-    run(str(BIN / "python"), str(REPO / "deployments" / "cron_deploy.py"))  # back to the script's version
+    run(str(BIN / "python"), str(REPO / "deployments" / "cron_deploy.py"),  # back to the script's version
+        "--data-dir", os.environ["NYC_TLC_DATA_DIR"])
 
 
 def test_docker_flow_run_is_created_with_the_months(deployments):

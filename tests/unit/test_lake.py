@@ -61,3 +61,17 @@ def test_stale_staged_files_are_swept(tmp_path):
     fresh.write_bytes(b"in use")
     lake.staging_path("another", tmp_path)
     assert not old.exists() and fresh.exists()
+
+
+def test_code_running_from_a_copy_outside_the_checkout_does_not_write_next_to_it(tmp_path):
+    # What Prefect's Process infrastructure does: copy flows/ into a temporary folder and run it there.
+    import shutil
+
+    copy = tmp_path / "tmpabcprefect"
+    shutil.copytree(REPO / "flows", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {k: v for k, v in os.environ.items() if k != "NYC_TLC_DATA_DIR"}
+    out = subprocess.run(
+        [sys.executable, "-c", "from nyctaxi import lake; print(lake.data_root())"],
+        cwd=copy, env={**env, "PYTHONPATH": "."}, capture_output=True, text=True, check=True,
+    )
+    assert Path(out.stdout.strip()) == lake.FALLBACK_DATA_ROOT
