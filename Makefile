@@ -31,6 +31,7 @@ stack-down:
 ## web -> lake -> GCS, GCS -> BigQuery, web -> Postgres; then the row counts in each.
 demo: stack
 	source .stack/env && $(PY) flows/parameterized_flow.py --months 1 2 --year 2021 --color yellow
+	source .stack/env && $(PY) flows/etl_gcs_to_bq.py --months 1 2 --year 2021 --color yellow
 	source .stack/env && for m in 1 2; do $(PY) flows/etl_web_to_postgres.py --year 2021 --month $$m --color yellow; done
 	source .stack/env && $(PY) stack/show.py
 

@@ -10,16 +10,19 @@ from prefect import get_run_logger, task
 from prefect.context import TaskRunContext
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 from prefect.tasks import exponential_backoff, task_input_hash
+from prefect_gcp import GcpCredentials
 from prefect_gcp.cloud_storage import GcsBucket
 from prefect_sqlalchemy import SqlAlchemyConnector
 
-from nyctaxi import lake, postgres
-from nyctaxi.convert import SourceDataError, csv_gz_to_parquet
-from nyctaxi.schema import SchemaError
+from nyctaxi import bigquery, lake, postgres
+from nyctaxi.convert import SourceDataError, csv_gz_to_parquet, fill_missing, passenger_counts
+from nyctaxi.schema import SchemaError, kinds
 from nyctaxi.source import NotPublishedError, download
 
 GCS_BLOCK = "zoom-gcs"
+CREDS_BLOCK = "zoom-gcp-creds"
 POSTGRES_BLOCK = "postgres-connector"
+MAKE_GCP_BLOCKS = "python blocks/make_gcp_blocks.py --help"
 UPLOAD_TIMEOUT_S = 600
 
 
@@ -115,7 +118,7 @@ def write_local(cleaned: Cleaned, color: str, dataset_file: str) -> Path:
 @task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=3))
 def write_gcs(path: Path) -> str:
     """Upload the local parquet file to the ``zoom-gcs`` bucket; return its ``gs://`` URI."""
-    gcs_block = load_block(GcsBucket, GCS_BLOCK, "python blocks/make_gcp_blocks.py --help")
+    gcs_block = load_block(GcsBucket, GCS_BLOCK, MAKE_GCP_BLOCKS)
     # The lake path ends in {color}/{dataset_file}.parquet wherever the data root is.
     key = lake.object_key(path.parent.name, path.stem)
     uploaded = gcs_block.upload_from_path(from_path=path, to_path=key, timeout=UPLOAD_TIMEOUT_S)
@@ -132,3 +135,79 @@ def load_postgres(cleaned: Cleaned, color: str, table: str, source_file: str) ->
                                         source_file, logger=get_run_logger())
     cleaned.path.unlink(missing_ok=True)  # staged only for this load
     return loaded
+
+
+@task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=3))
+def extract_from_gcs(color: str, year: int, month: int) -> Path:
+    """Download the month's parquet from the ``zoom-gcs`` bucket to a local (staging) file."""
+    dataset_file = f"{color}_tripdata_{year}-{month:02}"
+    gcs_block = load_block(GcsBucket, GCS_BLOCK, MAKE_GCP_BLOCKS)
+    key = lake.object_key(color, dataset_file)
+    if not gcs_block.get_bucket().blob(key).exists():
+        raise FileNotFoundError(f"gs://{gcs_block.bucket}/{key} does not exist: "
+                                f"run etl_web_to_gcs(year={year}, month={month}, color={color!r}) first")
+    path = lake.staging_path(dataset_file)  # its folder exists: no doubled data/data path
+    try:
+        gcs_block.download_object_to_path(from_path=key, to_path=path)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+@task()
+def transform(path: Path, color: str, fill_passenger_count: int | None = None) -> Path:
+    """Report missing ``passenger_count`` as the course does; fill it only when asked to."""
+    logger = get_run_logger()
+    if "passenger_count" not in kinds(color):
+        logger.info(f"{color} has no passenger_count: nothing to report")
+        return path
+    before = passenger_counts(path)
+    logger.info(f"pre: missing passenger count: {before.missing:,} (zero: {before.zero:,})")
+    if fill_passenger_count is None or not before.missing:
+        logger.info("missing passenger counts kept as null (pass fill_passenger_count to fill them)")
+        return path
+    filled = lake.staging_path(path.stem.split(".")[0])
+    fill_missing(path, filled, "passenger_count", fill_passenger_count)
+    path.unlink()
+    after = passenger_counts(filled)
+    logger.info(f"post: missing passenger count: {after.missing:,} "
+                f"(filled {before.missing:,} with {fill_passenger_count}, as asked)")
+    return filled
+
+
+def _bigquery_client():
+    creds_block = load_block(GcpCredentials, CREDS_BLOCK, MAKE_GCP_BLOCKS)
+    return creds_block, creds_block.get_bigquery_client()
+
+
+@task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3))
+def write_bq(path: Path, color: str, source_file: str) -> int:
+    """Write the month to BigQuery with pandas-gbq (credentials and project of ``zoom-gcp-creds``),
+    replacing that month's rows; return the month's rows in the table."""
+    logger = get_run_logger()
+    creds_block, client = _bigquery_client()
+    credentials = creds_block.get_credentials_from_service_account()
+    rows = bigquery.load_month(
+        client, color, source_file,
+        lambda staging_id: bigquery.stage_with_pandas_gbq(path, staging_id, project=client.project,
+                                                          credentials=credentials, logger=logger),
+        logger=logger,
+    )
+    path.unlink(missing_ok=True)  # staged only for this load
+    return rows
+
+
+@task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3))
+def load_bq_from_gcs(color: str, dataset_file: str, source_file: str) -> int:
+    """Load the month's lake object into BigQuery with a load job (no data through this machine),
+    replacing that month's rows; return the month's rows in the table."""
+    gcs_block = load_block(GcsBucket, GCS_BLOCK, MAKE_GCP_BLOCKS)
+    key = "/".join(part for part in (gcs_block.bucket_folder.strip("/"), lake.object_key(color, dataset_file)) if part)
+    uri = f"gs://{gcs_block.bucket}/{key}"
+    _, client = _bigquery_client()
+    return bigquery.load_month(
+        client, color, source_file,
+        lambda staging_id: bigquery.stage_with_load_job(client, uri, staging_id, color),
+        logger=get_run_logger(),
+    )

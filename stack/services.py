@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import urllib.request
 from pathlib import Path
@@ -99,6 +100,42 @@ class Mirror(Service):
         return {"NYC_TLC_BASE_URL": f"http://127.0.0.1:{port}"}
 
 
+class BigQueryEmulator(Service):
+    name, preferred_port, health_path = "bigquery", 9050, "/healthz"
+    dataset = "dezoomcamp"
+
+    def command(self, port, root):
+        with socket.socket() as s:  # its gRPC port: nobody here uses it, any free one will do
+            s.bind(("127.0.0.1", 0))
+            grpc_port = s.getsockname()[1]
+        return [sys.executable, str(REPO / "stack" / "bq_emulator.py"), "start",
+                "--rest-host", "127.0.0.1", "--rest-port", str(port), "--grpc-host", "127.0.0.1",
+                "--grpc-port", str(grpc_port), "--persistent", "--data-dir", str(root / "bigquery"),
+                "--project", PROJECT]
+
+    def env(self, root):
+        # gs:// loads read the GCS emulator's objects straight from its folder.
+        return {**super().env(root), "BQEMU_ENABLE_FORMAT_EXTENSIONS": "false",
+                "BQEMU_GCS_LOCAL_ROOT": str(root / "gcs" / ".cloudstorage")}
+
+    def prepare(self, root):
+        (root / "bigquery").mkdir(parents=True, exist_ok=True)
+
+    def ready(self, root, port):
+        from google.api_core.client_options import ClientOptions
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import bigquery
+
+        client = bigquery.Client(project=PROJECT, credentials=AnonymousCredentials(),
+                                 client_options=ClientOptions(api_endpoint=f"http://127.0.0.1:{port}"))
+        dataset = bigquery.Dataset(f"{PROJECT}.{self.dataset}")
+        dataset.location = "US"
+        client.create_dataset(dataset, exists_ok=True)
+
+    def exports(self, root, port):
+        return {"BIGQUERY_EMULATOR_HOST": f"http://127.0.0.1:{port}"}
+
+
 class Postgres(Service):
     name, preferred_port = "postgres", 5432
     stop_signal = signal.SIGINT  # "fast" shutdown: does not wait for clients to leave
@@ -127,4 +164,4 @@ class Postgres(Service):
                 "POSTGRES_DB": pg_cluster.DATABASE, "POSTGRES_PASSWORD_FILE": root / "postgres-password"}
 
 
-SERVICES: tuple[Service, ...] = (PrefectServer(), GcsEmulator(), Mirror(), Postgres())
+SERVICES: tuple[Service, ...] = (PrefectServer(), GcsEmulator(), BigQueryEmulator(), Mirror(), Postgres())

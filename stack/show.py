@@ -21,6 +21,21 @@ def lake() -> None:
         print("  (empty)")
 
 
+def bigquery() -> None:
+    from prefect_gcp import GcpCredentials
+
+    client = GcpCredentials.load("zoom-gcp-creds").get_bigquery_client()
+    where = os.environ.get("BIGQUERY_EMULATOR_HOST", "BigQuery")
+    print(f"\nBigQuery: {client.project}.dezoomcamp ({where})")
+    tables = sorted(t.table_id for t in client.list_tables("dezoomcamp") if t.table_id.endswith("_tripdata"))
+    for table in tables:
+        sql = f"SELECT source_file, COUNT(*) FROM `{client.project}.dezoomcamp.{table}` GROUP BY 1 ORDER BY 1"
+        for source, rows in client.query(sql).result():
+            print(f"  {table + ' <- ' + source:<50} {rows:>12,} rows")
+    if not tables:
+        print("  (no tables)")
+
+
 def postgres() -> None:
     connector = SqlAlchemyConnector.load("postgres-connector")
     with connector.get_connection(begin=False) as conn:
@@ -38,6 +53,7 @@ def postgres() -> None:
 
 def main() -> None:
     lake()
+    bigquery()
     postgres()
     api = os.environ.get("PREFECT_API_URL", "")
     print(f"\nPrefect UI: {api.removesuffix('/api')}  (flow runs, logs, and each month's summary under Artifacts)")

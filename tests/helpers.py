@@ -127,3 +127,17 @@ def running_agent(log: Path, **env: str) -> Iterator[Path]:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
+
+
+def bq_client():
+    """The stack's BigQuery emulator, through the real google-cloud-bigquery client."""
+    from google.cloud import bigquery
+
+    return bigquery.Client(project=os.environ["GOOGLE_CLOUD_PROJECT"])
+
+
+def bq_counts(table: str) -> dict[str, int]:
+    """Rows per source file in ``dezoomcamp.<table>``."""
+    client = bq_client()
+    sql = f"SELECT source_file, COUNT(*) FROM `{client.project}.dezoomcamp.{table}` GROUP BY 1"
+    return {source: rows for source, rows in client.query(sql).result()}

@@ -187,3 +187,28 @@ def _read_error(src: Path, header: list[str], rows: int, e: Exception) -> Except
     return SourceDataError(
         f"{src.name} could not be read after {rows:,} rows (corrupt or truncated download?): {type(e).__name__}: {text}"
     )
+
+
+def passenger_counts(path: Path) -> PassengerCounts:
+    """Missing and zero ``passenger_count`` of a lake file, read one row group at a time."""
+    counts = PassengerCounts()
+    parquet = pq.ParquetFile(path)
+    for i in range(parquet.num_row_groups):
+        counts.add(parquet.read_row_group(i, columns=["passenger_count"]).column("passenger_count"))
+    return counts
+
+
+def fill_missing(src: Path, dest: Path, column: str, value: int) -> None:
+    """Copy a lake file with the nulls of ``column`` replaced by ``value``, row group by row group."""
+    parquet = pq.ParquetFile(src)
+    schema = parquet.schema_arrow
+    index = schema.get_field_index(column)
+    try:
+        with pq.ParquetWriter(dest, schema, compression=PARQUET_COMPRESSION) as writer:
+            for i in range(parquet.num_row_groups):
+                table = parquet.read_row_group(i)
+                filled = pc.fill_null(table.column(index), pa.scalar(value, schema.field(index).type))
+                writer.write_table(table.set_column(index, schema.field(index), filled))
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,61 @@
+"""GCS -> BigQuery: the course's second flow, one table per colour, safe to re-run."""
+from __future__ import annotations
+
+import argparse
+
+from prefect import flow
+
+from nyctaxi import bigquery
+from nyctaxi.dataset import TaxiMonth, taxi_months
+from summary import record_month
+from tasks import extract_from_gcs, load_bq_from_gcs, transform, write_bq
+
+
+@flow(name="etl-gcs-to-bq")
+def etl_gcs_to_bq(year: int = 2021, month: int = 1, color: str = "yellow", load_job: bool = False,
+                  fill_passenger_count: int | None = None) -> int:
+    """Load one lake month into ``dezoomcamp.{color}_tripdata``, replacing that month's rows.
+
+    ``load_job=True`` loads the ``gs://`` object with a BigQuery load job instead of
+    pulling it through this machine with pandas-gbq.
+    """
+    taxi = TaxiMonth(color, year, month)  # validates before anything is downloaded
+    source_file = f"{taxi.dataset_file}.csv.gz"  # the lineage: the release file the rows came from
+
+    if load_job:
+        rows = load_bq_from_gcs(color, taxi.dataset_file, source_file)
+    else:
+        path = extract_from_gcs(color, year, month)
+        path = transform(path, color, fill_passenger_count)
+        rows = write_bq(path, color, source_file)
+
+    record_month("bigquery", color, year, month, {
+        "table": f"{bigquery.DATASET}.{bigquery.table_name(color)}", "rows of the month": rows,
+        "method": "load job from gs://" if load_job else "pandas-gbq",
+    })
+    return rows
+
+
+@flow(name="etl-parent-gcs-to-bq")
+def etl_parent_gcs_to_bq(months: list[int] = [1, 2], year: int = 2021, color: str = "yellow",
+                         load_job: bool = False) -> int:
+    """The homework's parent flow: ``etl_gcs_to_bq`` for each month; returns the rows loaded in all."""
+    taxi_months(months, year, color)
+    return sum(etl_gcs_to_bq(year, month, color, load_job) for month in months)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--months", type=int, nargs="+", default=[1])
+    parser.add_argument("--year", type=int, default=2021)
+    parser.add_argument("--color", default="yellow")
+    parser.add_argument("--load-job", action="store_true", help="load the gs:// object with a BigQuery load job")
+    args = parser.parse_args()
+    if len(args.months) == 1:
+        etl_gcs_to_bq(year=args.year, month=args.months[0], color=args.color, load_job=args.load_job)
+    else:
+        etl_parent_gcs_to_bq(months=args.months, year=args.year, color=args.color, load_job=args.load_job)
+
+
+if __name__ == "__main__":
+    main()

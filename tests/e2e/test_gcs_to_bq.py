@@ -1,0 +1,130 @@
+"""etl_gcs_to_bq end to end: lake objects in the GCS emulator -> the BigQuery emulator."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import MIRROR_ROWS
+from etl_gcs_to_bq import etl_gcs_to_bq, etl_parent_gcs_to_bq
+from etl_web_to_gcs import etl_web_to_gcs
+from generator import generate
+from helpers import bq_client, bq_counts, bucket, serve_directory
+from nyctaxi.schema import COLUMNS
+
+REPO = Path(__file__).resolve().parents[2]
+BQ_TYPES = {"int": "INT64", "float": "FLOAT64", "timestamp": "DATETIME", "string": "STRING"}
+LEGACY_NAMES = {"INTEGER": "INT64", "FLOAT": "FLOAT64"}  # what real BigQuery reports
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("NYC_TLC_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def table_types(table: str) -> dict[str, str]:
+    client = bq_client()
+    fields = client.get_table(f"{client.project}.dezoomcamp.{table}").schema
+    return {f.name: LEGACY_NAMES.get(f.field_type, f.field_type) for f in fields}
+
+
+@pytest.mark.parametrize("color, year, month", [("yellow", 2019, 4), ("green", 2019, 4), ("fhv", 2019, 4)])
+def test_every_row_lands_with_the_declared_types_and_its_source(color, year, month):
+    etl_web_to_gcs(year=year, month=month, color=color)
+    assert etl_gcs_to_bq(year=year, month=month, color=color) == MIRROR_ROWS
+    source = f"{color}_tripdata_{year}-{month:02}.csv.gz"
+    assert bq_counts(f"{color}_tripdata")[source] == MIRROR_ROWS
+    expected = {name: BQ_TYPES[kind] for name, kind in COLUMNS[color]} | {"source_file": "STRING"}
+    assert table_types(f"{color}_tripdata") == expected
+
+
+def test_the_load_job_from_gs_gives_the_same_rows():
+    etl_web_to_gcs(year=2019, month=5, color="green")
+    assert etl_gcs_to_bq(year=2019, month=5, color="green", load_job=True) == MIRROR_ROWS
+    assert bq_counts("green_tripdata")["green_tripdata_2019-05.csv.gz"] == MIRROR_ROWS
+
+
+def test_reloading_three_times_keeps_one_copy_and_other_months_untouched():
+    for month in (6, 7):
+        etl_web_to_gcs(year=2019, month=month, color="yellow")
+    etl_gcs_to_bq(year=2019, month=6, color="yellow")
+    other = bq_counts("yellow_tripdata")["yellow_tripdata_2019-06.csv.gz"]
+    for load_job in (False, True, False):
+        etl_gcs_to_bq(year=2019, month=7, color="yellow", load_job=load_job)
+    counts = bq_counts("yellow_tripdata")
+    assert counts["yellow_tripdata_2019-07.csv.gz"] == MIRROR_ROWS
+    assert counts["yellow_tripdata_2019-06.csv.gz"] == other == MIRROR_ROWS
+    leftovers = [t.table_id for t in bq_client().list_tables("dezoomcamp") if "__staging_" in t.table_id]
+    assert leftovers == []
+
+
+def test_the_homework_parent_flow_loads_each_month():
+    for month in (8, 9):
+        etl_web_to_gcs(year=2019, month=month, color="green")
+    assert etl_parent_gcs_to_bq(months=[8, 9], year=2019, color="green") == 2 * MIRROR_ROWS
+    counts = bq_counts("green_tripdata")
+    assert counts["green_tripdata_2019-08.csv.gz"] == counts["green_tripdata_2019-09.csv.gz"] == MIRROR_ROWS
+
+
+def test_missing_passenger_counts_are_kept_unless_filling_is_asked_for():
+    etl_web_to_gcs(year=2021, month=6, color="yellow")  # a 2021 month: about 7 % missing
+    client = bq_client()
+    sql = (f"SELECT COUNTIF(passenger_count IS NULL) FROM `{client.project}.dezoomcamp.yellow_tripdata` "
+           "WHERE source_file = 'yellow_tripdata_2021-06.csv.gz'")
+    etl_gcs_to_bq(year=2021, month=6, color="yellow")
+    assert next(iter(client.query(sql).result()))[0] > 0
+    etl_gcs_to_bq(year=2021, month=6, color="yellow", fill_passenger_count=0)
+    assert next(iter(client.query(sql).result()))[0] == 0
+    assert bq_counts("yellow_tripdata")["yellow_tripdata_2021-06.csv.gz"] == MIRROR_ROWS
+
+
+def test_a_month_missing_from_the_lake_says_what_to_run():
+    blob = bucket().blob("data/fhv/fhv_tripdata_2019-11.parquet")
+    if blob.exists():
+        blob.delete()
+    with pytest.raises(FileNotFoundError, match=r"run etl_web_to_gcs\(year=2019, month=11, color='fhv'\) first"):
+        etl_gcs_to_bq(year=2019, month=11, color="fhv")
+
+
+def test_a_load_killed_before_the_swap_leaves_the_previous_month_intact(tmp_path, monkeypatch):
+    etl_web_to_gcs(year=2019, month=10, color="yellow")
+    etl_gcs_to_bq(year=2019, month=10, color="yellow")
+    assert bq_counts("yellow_tripdata")["yellow_tripdata_2019-10.csv.gz"] == MIRROR_ROWS
+
+    big = tmp_path / "big"
+    generate("yellow", 2019, 10, 400_000, big / "yellow" / "yellow_tripdata_2019-10.csv.gz")
+    with serve_directory(big) as base:
+        monkeypatch.setenv("NYC_TLC_BASE_URL", base)
+        etl_web_to_gcs(year=2019, month=10, color="yellow")  # the lake now holds the big month
+
+    run = subprocess.Popen([sys.executable, str(REPO / "flows" / "etl_gcs_to_bq.py"), "--year", "2019",
+                            "--months", "10"], env=dict(os.environ),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for_staging(timeout_s=120), "the staging load never started"
+        run.send_signal(signal.SIGKILL)
+    finally:
+        run.wait(timeout=30)
+    assert run.returncode == -signal.SIGKILL
+    assert bq_counts("yellow_tripdata")["yellow_tripdata_2019-10.csv.gz"] == MIRROR_ROWS
+
+    assert etl_gcs_to_bq(year=2019, month=10, color="yellow") == 400_000  # the next run completes
+    assert bq_counts("yellow_tripdata")["yellow_tripdata_2019-10.csv.gz"] == 400_000
+
+
+def wait_for_staging(timeout_s: float) -> bool:
+    client = bq_client()
+    before = {t.table_id for t in client.list_tables("dezoomcamp")}
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        tables = {t.table_id for t in client.list_tables("dezoomcamp")} - before
+        if any("__staging_" in t for t in tables):
+            return True
+        time.sleep(0.05)
+    return False
