@@ -1,8 +1,11 @@
-"""What the deployment scripts share: where the flows live, and the parent flow itself."""
+"""What the deployment scripts share: where the flows live, the parent flow, and how a
+Process deployment of it is built."""
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
+from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 FLOWS = REPO / "flows"
@@ -11,23 +14,34 @@ IMAGE_FLOWS = "/opt/prefect/flows"
 ENTRYPOINT = "parameterized_flow.py:etl_parent_flow"
 WORK_QUEUE = "default"
 
-
-
-def process_infrastructure(data_dir: Path) -> "Process":
-    """A local process. Prefect runs it from a temporary copy of flows/, so the data root
-    is given explicitly rather than found from the code's location."""
-    from prefect.infrastructure import Process
-
-    return Process(env={"NYC_TLC_DATA_DIR": str(data_dir.resolve())})
-
-
-def data_dir_argument(parser) -> None:
-    parser.add_argument("--data-dir", type=Path, default=REPO / "data",
-                        help="where runs of this deployment keep their files (default: this checkout's data/)")
-
-
 sys.path.insert(0, str(FLOWS))
 from parameterized_flow import etl_parent_flow  # noqa: E402
 
-__all__ = ["REPO", "FLOWS", "IMAGE_FLOWS", "ENTRYPOINT", "WORK_QUEUE", "etl_parent_flow", "process_infrastructure",
-           "data_dir_argument"]
+
+def script_parser(doc: str | None) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def apply_process_deployment(name: str, parser: argparse.ArgumentParser,
+                             schedules: Callable[[argparse.Namespace], list] = lambda args: []) -> None:
+    """Build and apply ``etl-parent-flow/<name>``: a local process running this checkout's flows/.
+
+    Prefect runs a Process deployment from a temporary copy of flows/, so the data root
+    is set explicitly (``--data-dir``) rather than found from the code's location."""
+    from prefect.deployments import Deployment
+    from prefect.infrastructure import Process
+
+    parser.add_argument("--data-dir", type=Path, default=REPO / "data",
+                        help="where runs of this deployment keep their files (default: this checkout's data/)")
+    args = parser.parse_args()
+    deployment = Deployment.build_from_flow(
+        flow=etl_parent_flow,
+        name=name,
+        infrastructure=Process(env={"NYC_TLC_DATA_DIR": str(args.data_dir.resolve())}),
+        work_queue_name=WORK_QUEUE,
+        path=str(FLOWS),
+        entrypoint=ENTRYPOINT,
+        schedules=schedules(args) or None,
+    )
+    deployment_id = deployment.apply()
+    print(f"applied etl-parent-flow/{name} ({deployment_id}) on work queue {WORK_QUEUE!r}")

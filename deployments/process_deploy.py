@@ -6,28 +6,7 @@
 """
 from __future__ import annotations
 
-import argparse
-
-from prefect.deployments import Deployment
-
-from common import ENTRYPOINT, FLOWS, WORK_QUEUE, data_dir_argument, etl_parent_flow, process_infrastructure
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    data_dir_argument(parser)
-    args = parser.parse_args()
-    deployment = Deployment.build_from_flow(
-        flow=etl_parent_flow,
-        name="process-flow",
-        infrastructure=process_infrastructure(args.data_dir),
-        work_queue_name=WORK_QUEUE,
-        path=str(FLOWS),
-        entrypoint=ENTRYPOINT,
-    )
-    deployment_id = deployment.apply()
-    print(f"applied etl-parent-flow/process-flow ({deployment_id}) on work queue {WORK_QUEUE!r}")
-
+from common import apply_process_deployment, script_parser
 
 if __name__ == "__main__":
-    main()
+    apply_process_deployment("process-flow", script_parser(__doc__))

@@ -1,10 +1,9 @@
 """GCS -> BigQuery: the course's second flow, one table per colour, safe to re-run."""
 from __future__ import annotations
 
-import argparse
-
 from prefect import flow
 
+import cli
 from nyctaxi import bigquery
 from nyctaxi.dataset import TaxiMonth, taxi_months
 from summary import record_month
@@ -45,10 +44,7 @@ def etl_parent_gcs_to_bq(months: list[int] = [1, 2], year: int = 2021, color: st
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--months", type=int, nargs="+", default=[1])
-    parser.add_argument("--year", type=int, default=2021)
-    parser.add_argument("--color", default="yellow")
+    parser = cli.parser(__doc__, months=[1])
     parser.add_argument("--load-job", action="store_true", help="load the gs:// object with a BigQuery load job")
     args = parser.parse_args()
     if len(args.months) == 1:

@@ -1,10 +1,9 @@
 """Web -> local parquet lake -> GCS: the course's first flow."""
 from __future__ import annotations
 
-import argparse
-
 from prefect import flow
 
+import cli
 from nyctaxi import lake
 from nyctaxi.dataset import TaxiMonth
 from summary import record_month
@@ -31,11 +30,7 @@ def etl_web_to_gcs(year: int = 2021, month: int = 1, color: str = "yellow") -> s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--year", type=int, default=2021)
-    parser.add_argument("--month", type=int, default=1)
-    parser.add_argument("--color", default="yellow")
-    args = parser.parse_args()
+    args = cli.parser(__doc__).parse_args()
     etl_web_to_gcs(year=args.year, month=args.month, color=args.color)
 
 

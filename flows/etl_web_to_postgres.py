@@ -1,10 +1,9 @@
 """Web -> PostgreSQL: the course's ingestion flow, every row, by COPY, safe to re-run."""
 from __future__ import annotations
 
-import argparse
-
 from prefect import flow
 
+import cli
 from nyctaxi import postgres
 from nyctaxi.dataset import TaxiMonth
 from summary import record_month
@@ -29,11 +28,8 @@ def etl_web_to_postgres(year: int = 2021, month: int = 1, color: str = "yellow",
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--year", type=int, default=2021)
-    parser.add_argument("--month", type=int, default=1)
-    parser.add_argument("--color", default="yellow")
-    parser.add_argument("--table", default=None)
+    parser = cli.parser(__doc__)
+    parser.add_argument("--table", default=None, help="default: {color}_tripdata")
     args = parser.parse_args()
     etl_web_to_postgres(year=args.year, month=args.month, color=args.color, table=args.table)
 

@@ -1,10 +1,9 @@
 """The course's parent flow: several months of one colour, one subflow each."""
 from __future__ import annotations
 
-import argparse
-
 from prefect import flow
 
+import cli
 from etl_web_to_gcs import etl_web_to_gcs
 from nyctaxi.dataset import taxi_months
 
@@ -17,11 +16,7 @@ def etl_parent_flow(months: list[int] = [1, 2], year: int = 2021, color: str = "
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--months", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--year", type=int, default=2021)
-    parser.add_argument("--color", default="yellow")
-    args = parser.parse_args()
+    args = cli.parser(__doc__, months=[1, 2]).parse_args()
     etl_parent_flow(months=args.months, year=args.year, color=args.color)
 
 

@@ -141,3 +141,19 @@ def bq_counts(table: str) -> dict[str, int]:
     client = bq_client()
     sql = f"SELECT source_file, COUNT(*) FROM `{client.project}.dezoomcamp.{table}` GROUP BY 1"
     return {source: rows for source, rows in client.query(sql).result()}
+
+
+def kill_flow_when(script: str, args: list[str], ready, *, env: dict | None = None, timeout_s: float = 120) -> None:
+    """Run ``flows/<script>`` and SIGKILL it as soon as ``ready()`` is true; fail if it never is."""
+    process = subprocess.Popen([sys.executable, str(REPO / "flows" / script), *args], env=env or dict(os.environ),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not ready():
+            assert process.poll() is None, f"{script} ended (code {process.returncode}) before the moment to kill it"
+            assert time.monotonic() < deadline, f"{script}: the moment to kill it never came"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    assert process.returncode == -signal.SIGKILL

@@ -90,3 +90,49 @@ def test_docker_flow_run_is_created_with_the_months(deployments):
     assert deployment.path == "/opt/prefect/flows" and deployment.entrypoint == "parameterized_flow.py:etl_parent_flow"
     assert deployment.infrastructure_document_id is not None
     api(lambda c: c.delete_flow_run(flow_run.id))  # no container engine in this test: do not leave it to the agent
+
+
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists() and os.environ.get("CI") != "true",
+                    reason="Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)")
+def test_quick_run_from_the_ui_completes_through_the_agent(agent):
+    from playwright.sync_api import expect, sync_playwright
+
+    ui = os.environ["PREFECT_API_URL"].removesuffix("/api")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        # Playwright gives the browser a new, empty user-data dir of its own.
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{ui}/deployments", wait_until="networkidle")
+            expect(page.get_by_role("link", name="docker-flow")).to_be_visible()
+            expect(page.get_by_role("link", name="Parameterized ETL")).to_be_visible()
+            expect(page.get_by_text("At 12:00 AM every day")).to_be_visible()
+            page.screenshot(path=ARTIFACTS / "ui-deployments.png")
+
+            page.get_by_role("link", name="process-flow").click()
+            page.wait_for_url("**/deployments/deployment/**")
+            page.get_by_role("button", name="Run", exact=True).click()
+            page.get_by_text("Quick run").click()
+            toast = page.get_by_text("scheduled to start now").first
+            expect(toast).to_be_visible()
+            run_name = toast.inner_text().split(" scheduled")[0].strip()
+            page.screenshot(path=ARTIFACTS / "ui-quick-run.png")
+        finally:
+            browser.close()
+
+    async def by_name(client):
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+        return await client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run_name])))
+
+    runs = api(by_name)
+    assert len(runs) == 1, f"no flow run named {run_name!r}"
+    flow_run = wait_final(runs[0].id)
+    assert flow_run.state.is_completed(), f"{flow_run.state}\nagent log:\n{agent.read_text()[-3000:]}"

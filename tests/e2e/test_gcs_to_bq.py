@@ -1,11 +1,6 @@
 """etl_gcs_to_bq end to end: lake objects in the GCS emulator -> the BigQuery emulator."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -14,10 +9,9 @@ from conftest import MIRROR_ROWS
 from etl_gcs_to_bq import etl_gcs_to_bq, etl_parent_gcs_to_bq
 from etl_web_to_gcs import etl_web_to_gcs
 from generator import generate
-from helpers import bq_client, bq_counts, bucket, serve_directory
+from helpers import bq_client, bq_counts, bucket, kill_flow_when, serve_directory
 from nyctaxi.schema import COLUMNS
 
-REPO = Path(__file__).resolve().parents[2]
 BQ_TYPES = {"int": "INT64", "float": "FLOAT64", "timestamp": "DATETIME", "string": "STRING"}
 LEGACY_NAMES = {"INTEGER": "INT64", "FLOAT": "FLOAT64"}  # what real BigQuery reports
 
@@ -60,8 +54,7 @@ def test_reloading_three_times_keeps_one_copy_and_other_months_untouched():
     counts = bq_counts("yellow_tripdata")
     assert counts["yellow_tripdata_2019-07.csv.gz"] == MIRROR_ROWS
     assert counts["yellow_tripdata_2019-06.csv.gz"] == other == MIRROR_ROWS
-    leftovers = [t.table_id for t in bq_client().list_tables("dezoomcamp") if "__staging_" in t.table_id]
-    assert leftovers == []
+    assert staging_tables() == set()
 
 
 def test_the_homework_parent_flow_loads_each_month():
@@ -103,28 +96,13 @@ def test_a_load_killed_before_the_swap_leaves_the_previous_month_intact(tmp_path
         monkeypatch.setenv("NYC_TLC_BASE_URL", base)
         etl_web_to_gcs(year=2019, month=10, color="yellow")  # the lake now holds the big month
 
-    run = subprocess.Popen([sys.executable, str(REPO / "flows" / "etl_gcs_to_bq.py"), "--year", "2019",
-                            "--months", "10"], env=dict(os.environ),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        assert wait_for_staging(timeout_s=120), "the staging load never started"
-        run.send_signal(signal.SIGKILL)
-    finally:
-        run.wait(timeout=30)
-    assert run.returncode == -signal.SIGKILL
+    before = staging_tables()
+    kill_flow_when("etl_gcs_to_bq.py", ["--year", "2019", "--months", "10"], ready=lambda: staging_tables() - before)
     assert bq_counts("yellow_tripdata")["yellow_tripdata_2019-10.csv.gz"] == MIRROR_ROWS
 
     assert etl_gcs_to_bq(year=2019, month=10, color="yellow") == 400_000  # the next run completes
     assert bq_counts("yellow_tripdata")["yellow_tripdata_2019-10.csv.gz"] == 400_000
 
 
-def wait_for_staging(timeout_s: float) -> bool:
-    client = bq_client()
-    before = {t.table_id for t in client.list_tables("dezoomcamp")}
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        tables = {t.table_id for t in client.list_tables("dezoomcamp")} - before
-        if any("__staging_" in t for t in tables):
-            return True
-        time.sleep(0.05)
-    return False
+def staging_tables() -> set[str]:
+    return {t.table_id for t in bq_client().list_tables("dezoomcamp") if "__staging_" in t.table_id}

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ import pytest
 from conftest import MIRROR_ROWS
 from etl_web_to_postgres import etl_web_to_postgres
 from generator import generate
-from helpers import postgres_connection, postgres_counts, serve_directory
+from helpers import kill_flow_when, postgres_connection, postgres_counts, serve_directory
 from nyctaxi.dataset import ParameterError
 from nyctaxi.schema import COLUMNS
 
@@ -94,15 +93,8 @@ def test_a_load_killed_mid_copy_leaves_the_previous_month_intact(tmp_path):
     assert postgres_counts(table) == {"yellow_tripdata_2021-05.csv.gz": 1000}
 
     with serve_directory(big) as base:
-        env = {**os.environ, "NYC_TLC_BASE_URL": base}
-        run = subprocess.Popen([sys.executable, str(REPO / "flows" / "etl_web_to_postgres.py"), "--month", "5",
-                                "--table", table], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            assert wait_for_copy(timeout_s=120), "the COPY never started"
-            run.send_signal(signal.SIGKILL)
-        finally:
-            run.wait(timeout=30)
-    assert run.returncode == -signal.SIGKILL
+        kill_flow_when("etl_web_to_postgres.py", ["--month", "5", "--table", table], ready=lambda: _copies() > 0,
+                       env={**os.environ, "NYC_TLC_BASE_URL": base})
     wait_until_no_copy()
     assert postgres_counts(table) == {"yellow_tripdata_2021-05.csv.gz": 1000}
 
@@ -114,15 +106,6 @@ def _copies() -> int:
     with postgres_connection() as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %%' AND state = 'active'")
         return cur.fetchone()[0]
-
-
-def wait_for_copy(timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if _copies():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def wait_until_no_copy(timeout_s: float = 30) -> None:
