@@ -9,7 +9,8 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.context import TaskRunContext
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
-from prefect.tasks import exponential_backoff, task_input_hash
+from prefect.tasks import exponential_backoff
+from prefect.utilities.hashing import hash_objects
 from prefect_gcp import GcpCredentials
 from prefect_gcp.cloud_storage import GcsBucket
 from prefect_sqlalchemy import SqlAlchemyConnector
@@ -38,18 +39,20 @@ def load_block(block_type, name: str, how_to_make: str):
 
 
 def cache_key_while_downloaded(context: TaskRunContext, parameters: dict) -> str | None:
-    """The course's ``task_input_hash``, valid only where the cached file exists.
+    """The course's ``task_input_hash`` cache, valid only where the cached file exists.
 
-    A cache hit returns a path, so it is offered only when that path exists in
-    this process, and the key names this host and result store: a container never
-    reuses a path (or a persisted result) that only another machine has
-    (PrefectHQ/prefect#8637).
+    A cache hit returns a path, so it is offered only when that path exists in this
+    process, and the key names this host and result store: a container never reuses a
+    path (or a persisted result) that only another machine has (PrefectHQ/prefect#8637).
+    Like ``task_input_hash`` it hashes the task's code and inputs, but not the task key,
+    which includes the code's file path: Prefect runs each Process deployment run from a
+    new temporary copy of flows/, so that path never repeats and the cache would never hit.
     """
     path = lake.raw_path(parameters["dataset_url"])
     if not path.is_file():
         return None
     where = f"{socket.gethostname()}:{PREFECT_LOCAL_STORAGE_PATH.value()}:{path}"
-    return f"{task_input_hash(context, parameters)}:{where}"
+    return hash_objects(context.task.name, context.task.fn.__code__.co_code.hex(), parameters, where)
 
 
 def retry_unless_not_published(task, task_run, state) -> bool:

@@ -136,3 +136,31 @@ def test_quick_run_from_the_ui_completes_through_the_agent(agent):
     assert len(runs) == 1, f"no flow run named {run_name!r}"
     flow_run = wait_final(runs[0].id)
     assert flow_run.state.is_completed(), f"{flow_run.state}\nagent log:\n{agent.read_text()[-3000:]}"
+
+
+def test_the_fetch_cache_holds_across_agent_runs_and_misses_cleanly_when_the_file_is_gone(agent):
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
+
+    params = ["-p", "months=[4]", "-p", "year=2020", "-p", "color=green"]
+
+    def run_once() -> str:
+        out = run(str(BIN / "prefect"), "deployment", "run", "etl-parent-flow/process-flow", *params)
+        parent = wait_final(flow_run_id(out))
+        assert parent.state.is_completed(), f"{parent.state}\nagent log:\n{agent.read_text()[-3000:]}"
+
+        async def fetch_state(client):
+            children = await client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent.id])))
+            tasks = await client.read_task_runs(flow_run_filter=FlowRunFilter(
+                id=FlowRunFilterId(any_=[c.id for c in children])))
+            return [t.state.name for t in tasks if t.name.startswith("fetch")]
+
+        [state] = api(fetch_state)
+        return state
+
+    states = [run_once() for _ in range(3)]
+    assert states[-1] == "Cached", states  # served from the cache by a later agent process
+    raw = next(Path(os.environ["NYC_TLC_DATA_DIR"], "raw").glob("green_tripdata_2020-04.*.csv.gz"))
+    raw.unlink()
+    assert run_once() == "Completed"  # a clean miss: downloaded again, never a missing path
+    assert raw.is_file()
