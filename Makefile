@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # pip's notes about index folders this machine lacks are noise, not errors.
 QUIET_PIP := { grep -v '^WARNING: Location' || true; }
 
-.PHONY: venv stack stack-down demo test clean
+.PHONY: venv stack stack-down demo test image clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,9 +23,16 @@ venv: $(STAMP)
 stack: $(STAMP)
 	$(PY) stack/ctl.py up
 
-## Stop what `make stack` started.
+## Stop what `make stack` (and `make image`) started.
 stack-down:
 	@if [ -x $(PY) ]; then $(PY) stack/ctl.py down; fi
+	@if [ -f .stack/podman/service.pid ]; then bash stack/container/engine.sh down; fi
+
+## The `zoom` image from ./Dockerfile, with podman behind a Docker API socket (no Docker engine
+## needed; the base image is built offline). Prints the DOCKER_HOST for the agent.
+image: $(STAMP)
+	bash stack/container/engine.sh up
+	bash stack/container/engine.sh image
 
 ## The course's flows for yellow 2021 months 1 and 2, end to end on the local stack:
 ## web -> lake -> GCS, GCS -> BigQuery, web -> Postgres; then the row counts in each.
