@@ -79,6 +79,11 @@ def read_header(path: Path) -> list[str]:
         with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
             first = f.readline(64 * 1024)
     except (OSError, EOFError, zlib.error, UnicodeDecodeError) as e:
+        with open(path, "rb") as f:
+            start = f.read(512).lstrip().lower()
+        if start.startswith((b"<!doctype html", b"<html", b"<?xml", b"<")):
+            raise SourceDataError(f"{path.name} is an HTML/XML page, not a gzip CSV: the server answered with a "
+                                  f"web page (an error or rate-limit page, or a wrong base URL?)") from None
         raise SourceDataError(f"{path.name} is not a readable gzip CSV ({type(e).__name__}: {e})") from None
     if not first.strip():
         raise SourceDataError(f"{path.name} is empty: expected a CSV header line")

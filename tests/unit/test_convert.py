@@ -104,6 +104,13 @@ def test_an_html_page_is_named_as_not_the_expected_csv(tmp_path):
         csv_gz_to_parquet(src, tmp_path / "y.parquet", "yellow")
 
 
+def test_an_html_page_served_instead_of_the_file_is_named_as_such(tmp_path):
+    src = tmp_path / "y.csv.gz"
+    src.write_text("<!DOCTYPE html><html><body>Not Found</body></html>")
+    with pytest.raises(SourceDataError, match="is an HTML/XML page, not a gzip CSV"):
+        csv_gz_to_parquet(src, tmp_path / "y.parquet", "yellow")
+
+
 def test_a_file_that_is_not_gzip(tmp_path):
     src = tmp_path / "y.csv.gz"
     src.write_text(YELLOW_HEADER + "\n")

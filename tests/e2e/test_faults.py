@@ -1,0 +1,111 @@
+"""Faults at the source: a misbehaving release server, and bad parameters.
+
+Each failure must name its cause, retry only what a retry can mend, and leave
+nothing behind: no file under the data root, no object in the bucket."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+from conftest import MIRROR_ROWS
+from etl_web_to_gcs import etl_web_to_gcs
+from faults import FaultServer
+from helpers import api, object_exists, read_object
+from parameterized_flow import etl_parent_flow
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("NYC_TLC_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def server(tmp_path, monkeypatch):
+    with FaultServer(tmp_path / "release", rows=MIRROR_ROWS) as fault_server:
+        monkeypatch.setenv("NYC_TLC_BASE_URL", fault_server.base_url)
+        yield fault_server
+
+
+def files_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def run_logs(state) -> str:
+    """Every log line of a flow run and its task runs, as the UI shows them."""
+    flow_run_id = state.state_details.flow_run_id
+    logs = api(lambda c: c.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))))
+    return "\n".join(entry.message for entry in logs)
+
+
+def test_503_twice_then_200_succeeds_and_the_retries_show_in_the_log(server, data_dir):
+    url = server.script("yellow", 2020, 3, "503", "503")
+    state = etl_web_to_gcs(year=2020, month=3, color="yellow", return_state=True)
+    assert state.is_completed(), state.message
+    assert server.requests[url.removeprefix(server.base_url)] == 3
+    logs = run_logs(state)
+    assert logs.count(f"download of {url} failed: the server answered HTTP 503") == 2
+    assert "AwaitingRetry" in logs
+    assert read_object("data/yellow/yellow_tripdata_2020-03.parquet").metadata.num_rows == MIRROR_ROWS
+
+
+def test_a_connection_reset_mid_body_is_retried_then_fails_naming_url_and_cause(server, data_dir):
+    url = server.script("green", 2020, 3, *["reset"] * 4)
+    state = etl_web_to_gcs(year=2020, month=3, color="green", return_state=True)
+    assert state.is_failed()
+    assert server.requests[url.removeprefix(server.base_url)] == 4  # the first try and three retries
+    assert f"download of {url} failed" in state.message
+    assert "connection" in state.message.lower() or "IncompleteRead" in state.message
+    assert files_under(data_dir) == []
+    assert not object_exists("data/green/green_tripdata_2020-03.parquet")
+
+
+def test_a_reset_once_is_mended_by_the_retry(server, data_dir):
+    server.script("green", 2020, 4, "reset")
+    state = etl_web_to_gcs(year=2020, month=4, color="green", return_state=True)
+    assert state.is_completed(), state.message
+    assert read_object("data/green/green_tripdata_2020-04.parquet").metadata.num_rows == MIRROR_ROWS
+
+
+def test_a_month_that_is_not_published_fails_at_once(server, data_dir):
+    url = server.script("fhv", 2020, 3, "404")
+    state = etl_web_to_gcs(year=2020, month=3, color="fhv", return_state=True)
+    assert state.is_failed()
+    assert f"fhv_tripdata_2020-03.csv.gz is not published at {url}" in state.message
+    assert server.requests[url.removeprefix(server.base_url)] == 1  # a 404 is not retried
+    assert files_under(data_dir) == []
+    assert not object_exists("data/fhv/fhv_tripdata_2020-03.parquet")
+
+
+@pytest.mark.parametrize("action, says", [
+    ("truncated", "could not be read"),
+    ("html", "is an HTML/XML page, not a gzip CSV"),
+    ("header", "missing columns ['congestion_surcharge']; unexpected columns ['airport_fee']"),
+])
+def test_a_body_that_is_not_the_expected_csv_says_what_is_wrong_and_writes_nothing(server, data_dir, action, says):
+    server.script("yellow", 2020, 5, action)
+    state = etl_web_to_gcs(year=2020, month=5, color="yellow", return_state=True)
+    assert state.is_failed()
+    assert says in state.message and "yellow_tripdata_2020-05" in state.message
+    assert files_under(data_dir) == []  # the bad download is dropped too, so the next run fetches again
+    assert not object_exists("data/yellow/yellow_tripdata_2020-05.parquet")
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"color": "purple"}, {"month": 0}, {"month": 13}, {"year": 1999}, {"month": "March"},
+])
+def test_bad_parameters_fail_before_any_network_call(server, data_dir, kwargs):
+    state = etl_web_to_gcs(**{"year": 2020, "month": 6, "color": "yellow", **kwargs}, return_state=True)
+    assert state.is_failed()
+    assert sum(server.requests.values()) == 0
+    assert files_under(data_dir) == []
+
+
+@pytest.mark.parametrize("months", [[], [6, 13], [6, "x"]])
+def test_bad_months_fail_the_parent_before_any_network_call(server, data_dir, months):
+    state = etl_parent_flow(months=months, year=2020, color="yellow", return_state=True)
+    assert state.is_failed()
+    assert sum(server.requests.values()) == 0
+    assert files_under(data_dir) == []
