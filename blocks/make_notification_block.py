@@ -1,0 +1,54 @@
+"""Alert someone when a flow run fails: a webhook notification block and the policy that uses it.
+
+    python blocks/make_notification_block.py --url https://hooks.example.com/T000/B000/XXXX
+
+Saves the CustomWebhookNotificationBlock ``failure-webhook`` (a POST of JSON
+``{"title", "text"}``; Slack-, Teams- and Discord-style incoming webhooks accept it,
+or adapt ``json_data``) and a flow-run notification policy that sends it when any
+flow run ends Failed or Crashed. The Prefect server sends the notifications.
+Running it again replaces both. The URL is stored as given; treat a URL with a
+token in it as a secret.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+
+from prefect.blocks.notifications import CustomWebhookNotificationBlock
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunNotificationPolicyFilter
+
+BLOCK = "failure-webhook"
+STATES = ["Failed", "Crashed"]
+MESSAGE = ("Flow run {flow_run_name} of flow {flow_name} entered state {flow_run_state_name}: "
+           "{flow_run_state_message}\n{flow_run_url}")
+
+
+async def replace_policy(block_document_id) -> None:
+    async with get_client() as client:
+        for policy in await client.read_flow_run_notification_policies(FlowRunNotificationPolicyFilter()):
+            if policy.block_document_id == block_document_id:
+                await client.delete_flow_run_notification_policy(policy.id)
+        await client.create_flow_run_notification_policy(
+            block_document_id=block_document_id, state_names=STATES, tags=[], message_template=MESSAGE)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default=os.environ.get("NOTIFY_WEBHOOK_URL"),
+                        help="the webhook to POST to (env NOTIFY_WEBHOOK_URL)")
+    args = parser.parse_args()
+    if not args.url:
+        parser.error("no webhook: pass --url or set NOTIFY_WEBHOOK_URL")
+    block = CustomWebhookNotificationBlock(
+        name="nyc-taxi-etl", url=args.url, method="POST",
+        json_data={"title": "{{subject}}", "text": "{{body}}"},
+    )
+    block_document_id = block.save(BLOCK, overwrite=True)
+    asyncio.run(replace_policy(block_document_id))
+    print(f"saved {BLOCK!r}: flow runs that end {' or '.join(STATES)} are posted to the webhook")
+
+
+if __name__ == "__main__":
+    main()
