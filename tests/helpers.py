@@ -157,3 +157,13 @@ def kill_flow_when(script: str, args: list[str], ready, *, env: dict | None = No
     finally:
         process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
+
+
+def run_flows_at_once(script: str, args: list[str], times: int = 2, timeout_s: float = 300) -> None:
+    """Start ``flows/<script> args`` ``times`` times at once; each must complete."""
+    processes = [subprocess.Popen([sys.executable, str(REPO / "flows" / script), *args], env=dict(os.environ),
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for _ in range(times)]
+    outputs = [p.communicate(timeout=timeout_s)[0] for p in processes]
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output[-3000:]

@@ -9,7 +9,7 @@ from conftest import MIRROR_ROWS
 from etl_gcs_to_bq import etl_gcs_to_bq, etl_parent_gcs_to_bq
 from etl_web_to_gcs import etl_web_to_gcs
 from generator import generate
-from helpers import bq_client, bq_counts, bucket, kill_flow_when, serve_directory
+from helpers import bq_client, bq_counts, bucket, kill_flow_when, run_flows_at_once, serve_directory
 from nyctaxi.schema import COLUMNS
 
 BQ_TYPES = {"int": "INT64", "float": "FLOAT64", "timestamp": "DATETIME", "string": "STRING"}
@@ -54,6 +54,16 @@ def test_reloading_three_times_keeps_one_copy_and_other_months_untouched():
     counts = bq_counts("yellow_tripdata")
     assert counts["yellow_tripdata_2019-07.csv.gz"] == MIRROR_ROWS
     assert counts["yellow_tripdata_2019-06.csv.gz"] == other == MIRROR_ROWS
+    assert staging_tables() == set()
+
+
+def test_the_same_month_loaded_twice_at_once_leaves_one_copy():
+    for month in (11, 12):
+        etl_web_to_gcs(year=2020, month=month, color="green")
+    etl_gcs_to_bq(year=2020, month=11, color="green")
+    run_flows_at_once("etl_gcs_to_bq.py", ["--color", "green", "--year", "2020", "--months", "12"])
+    counts = bq_counts("green_tripdata")
+    assert counts["green_tripdata_2020-12.csv.gz"] == counts["green_tripdata_2020-11.csv.gz"] == MIRROR_ROWS
     assert staging_tables() == set()
 
 

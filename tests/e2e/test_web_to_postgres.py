@@ -12,7 +12,7 @@ import pytest
 from conftest import MIRROR_ROWS
 from etl_web_to_postgres import etl_web_to_postgres
 from generator import generate
-from helpers import kill_flow_when, postgres_connection, postgres_counts, serve_directory
+from helpers import kill_flow_when, postgres_connection, postgres_counts, run_flows_at_once, serve_directory
 from nyctaxi.dataset import ParameterError
 from nyctaxi.schema import COLUMNS
 
@@ -55,6 +55,14 @@ def test_reloading_a_month_three_times_keeps_one_copy_and_other_months_untouched
         etl_web_to_postgres(year=2021, month=3, color="yellow", table=table)
     assert postgres_counts(table) == {"yellow_tripdata_2021-02.csv.gz": MIRROR_ROWS,
                                       "yellow_tripdata_2021-03.csv.gz": MIRROR_ROWS}
+
+
+def test_the_same_month_loaded_twice_at_once_leaves_one_copy():
+    table = "t_concurrent"
+    etl_web_to_postgres(year=2021, month=6, color="green", table=table)
+    run_flows_at_once("etl_web_to_postgres.py", ["--color", "green", "--month", "7", "--table", table])
+    assert postgres_counts(table) == {"green_tripdata_2021-06.csv.gz": MIRROR_ROWS,
+                                      "green_tripdata_2021-07.csv.gz": MIRROR_ROWS}
 
 
 def test_nulls_stay_nulls_and_values_survive_the_copy():
