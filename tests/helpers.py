@@ -167,3 +167,13 @@ def run_flows_at_once(script: str, args: list[str], times: int = 2, timeout_s: f
     outputs = [p.communicate(timeout=timeout_s)[0] for p in processes]
     for process, output in zip(processes, outputs):
         assert process.returncode == 0, output[-3000:]
+
+
+def new_private_key() -> str:
+    """A real, throw-away RSA key in PEM (google-auth parses the key when credentials are built)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()

@@ -11,21 +11,12 @@ import pytest
 from prefect_gcp import GcpCredentials
 from prefect_gcp.cloud_storage import GcsBucket
 
+from helpers import new_private_key
+
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "blocks" / "make_gcp_blocks.py"
 
-
-def _new_private_key() -> str:
-    """A real (throw-away) RSA key: prefect-gcp parses the key when the block is built."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
-
-
-PRIVATE_KEY = _new_private_key()
+PRIVATE_KEY = new_private_key()
 KEY_BODY = PRIVATE_KEY.splitlines()[1]  # a line of the key's secret body
 
 
