@@ -18,7 +18,7 @@ from prefect_sqlalchemy import SqlAlchemyConnector
 from nyctaxi import bigquery, lake, postgres
 from nyctaxi.convert import SourceDataError, csv_gz_to_parquet, fill_missing, passenger_counts
 from nyctaxi.schema import SchemaError, kinds
-from nyctaxi.source import NotPublishedError, download
+from nyctaxi.source import NotGzipError, NotPublishedError, download
 
 GCS_BLOCK = "zoom-gcs"
 CREDS_BLOCK = "zoom-gcp-creds"
@@ -55,11 +55,12 @@ def cache_key_while_downloaded(context: TaskRunContext, parameters: dict) -> str
     return hash_objects(context.task.name, context.task.fn.__code__.co_code.hex(), parameters, where)
 
 
-def retry_unless_not_published(task, task_run, state) -> bool:
-    """Retry network failures; a 404 will not change on retry."""
+def worth_retrying(task, task_run, state) -> bool:
+    """Retry network failures and broken transfers; a 404 or a web page instead of the file
+    will not change on retry."""
     try:
         state.result()
-    except NotPublishedError:
+    except (NotPublishedError, NotGzipError):
         return False
     except Exception:
         return True
@@ -69,7 +70,7 @@ def retry_unless_not_published(task, task_run, state) -> bool:
 @task(
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=3),
-    retry_condition_fn=retry_unless_not_published,
+    retry_condition_fn=worth_retrying,
     cache_key_fn=cache_key_while_downloaded,
     cache_expiration=timedelta(days=1),
     persist_result=True,

@@ -8,6 +8,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+import zlib
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -24,23 +25,62 @@ class NotPublishedError(SourceError):
     """The server says the file does not exist (404); retrying will not help."""
 
 
+class NotGzipError(SourceError):
+    """The server sent something else than a gzip file (an HTML page, say); retrying will not help."""
+
+
+class _GzipCheck:
+    """Inflates the body as it arrives, output discarded, so a download that is not a whole
+    gzip stream (cut short, corrupt: zlib checks the CRC and length) is caught, and retried,
+    here rather than half-way through the conversion."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._started = False
+
+    def feed(self, chunk: bytes) -> None:
+        if not self._started and chunk:
+            self._started = True
+            if not chunk.startswith(b"\x1f\x8b"):
+                kind = "an HTML page" if chunk.lstrip()[:1] == b"<" else f"data starting {chunk[:16]!r}"
+                raise NotGzipError(f"{self._url} did not send a gzip file but {kind} "
+                                   "(an error or rate-limit page, or a wrong NYC_TLC_BASE_URL?)")
+        try:
+            while chunk:
+                self._inflate.decompress(chunk)
+                chunk = self._inflate.unused_data if self._inflate.eof else b""
+                if chunk:  # a multi-member gzip file: the next member
+                    self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        except zlib.error as e:
+            raise SourceError(f"download of {self._url} failed: the gzip data is corrupt ({e})") from None
+
+    def finish(self) -> None:
+        if not self._started:
+            raise NotGzipError(f"{self._url} sent an empty body")
+        if not self._inflate.eof:
+            raise SourceError(f"download of {self._url} failed: the gzip stream ends early (truncated file)")
+
+
 def download(url: str, dest: Path, *, timeout: float = 60.0, logger: logging.Logger | logging.LoggerAdapter = log) -> Path:
     """Stream ``url`` to ``dest`` and return ``dest``.
 
     The body goes to a temporary file beside ``dest`` that is renamed only once
-    every byte announced by ``Content-Length`` has arrived, so ``dest`` is either
-    absent or complete.
+    every byte announced by ``Content-Length`` has arrived and the gzip stream is
+    whole, so ``dest`` is either absent or complete.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
     request = urllib.request.Request(url, headers={"User-Agent": "dezoomcamp-prefect-etl"})
     try:
+        check = _GzipCheck(url)
         with urllib.request.urlopen(request, timeout=timeout) as response, open(part, "wb") as out:
             expected = response.headers.get("Content-Length")
             total = int(expected) if expected and expected.isdigit() else None
-            received = _copy_with_progress(response, out, url, total, logger)
+            received = _copy_with_progress(response, out, url, total, logger, check)
         if total is not None and received != total:
             raise SourceError(f"download of {url} failed: connection closed after {received:,} of {total:,} bytes")
+        check.finish()
         os.replace(part, dest)
     except urllib.error.HTTPError as e:
         if e.code == 404:
@@ -56,10 +96,11 @@ def download(url: str, dest: Path, *, timeout: float = 60.0, logger: logging.Log
     return dest
 
 
-def _copy_with_progress(response, out, url: str, total: int | None, logger) -> int:
+def _copy_with_progress(response, out, url: str, total: int | None, logger, check: _GzipCheck) -> int:
     received = 0
     started = last_report = time.monotonic()
     while chunk := response.read(CHUNK):
+        check.feed(chunk)
         out.write(chunk)
         received += len(chunk)
         now = time.monotonic()

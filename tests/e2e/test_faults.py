@@ -79,9 +79,18 @@ def test_a_month_that_is_not_published_fails_at_once(server, data_dir):
     assert not object_exists("data/fhv/fhv_tripdata_2020-03.parquet")
 
 
+def test_a_truncated_gzip_is_retried_then_fails_naming_url_and_cause(server, data_dir):
+    url = server.script("yellow", 2020, 7, *["truncated"] * 4)
+    state = etl_web_to_gcs(year=2020, month=7, color="yellow", return_state=True)
+    assert state.is_failed()
+    assert server.requests[url.removeprefix(server.base_url)] == 4
+    assert f"download of {url} failed: the gzip stream ends early (truncated file)" in state.message
+    assert files_under(data_dir) == []
+    assert not object_exists("data/yellow/yellow_tripdata_2020-07.parquet")
+
+
 @pytest.mark.parametrize("action, says", [
-    ("truncated", "could not be read"),
-    ("html", "is an HTML/XML page, not a gzip CSV"),
+    ("html", "did not send a gzip file but an HTML page"),
     ("header", "missing columns ['congestion_surcharge']; unexpected columns ['airport_fee']"),
 ])
 def test_a_body_that_is_not_the_expected_csv_says_what_is_wrong_and_writes_nothing(server, data_dir, action, says):
@@ -89,6 +98,7 @@ def test_a_body_that_is_not_the_expected_csv_says_what_is_wrong_and_writes_nothi
     state = etl_web_to_gcs(year=2020, month=5, color="yellow", return_state=True)
     assert state.is_failed()
     assert says in state.message and "yellow_tripdata_2020-05" in state.message
+    assert sum(server.requests.values()) == 1  # retrying would fetch the same wrong thing
     assert files_under(data_dir) == []  # the bad download is dropped too, so the next run fetches again
     assert not object_exists("data/yellow/yellow_tripdata_2020-05.parquet")
 

@@ -1,12 +1,15 @@
 """download() against a real HTTP server on 127.0.0.1."""
+import gzip
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from nyctaxi.source import NotPublishedError, SourceError, download
+from nyctaxi.source import NotGzipError, NotPublishedError, SourceError, download
 
-BODY = b"x" * 3_000_000
+BODY = gzip.compress(os.urandom(1_000_000) + b"x" * 2_000_000)
+HTML = b"<!DOCTYPE html><html><body>rate limited</body></html>"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -22,6 +25,12 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(BODY[:1000])
             self.close_connection = True
+        elif self.path.endswith(("/cut.csv.gz", "/page.csv.gz")):  # whole transfers of bad files
+            body = BODY[: len(BODY) // 2] if "cut" in self.path else HTML
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
         elif self.path.endswith("/busy.csv.gz"):
             self.send_error(503, "Service Unavailable")
         else:
@@ -66,6 +75,21 @@ def test_server_error_names_url_and_status(server, tmp_path):
 def test_connection_closed_early_leaves_nothing(server, tmp_path):
     url = f"{server}/yellow/short.csv.gz"
     with pytest.raises(SourceError, match=url):
+        download(url, tmp_path / "d" / "m.csv.gz")
+    assert leftovers(tmp_path / "d") == []
+
+
+def test_a_truncated_gzip_is_a_failed_download(server, tmp_path):
+    url = f"{server}/yellow/cut.csv.gz"
+    with pytest.raises(SourceError, match=f"download of {url} failed: the gzip stream ends early") as error:
+        download(url, tmp_path / "d" / "m.csv.gz")
+    assert not isinstance(error.value, NotGzipError)  # worth a retry
+    assert leftovers(tmp_path / "d") == []
+
+
+def test_a_web_page_instead_of_the_file_is_named_and_not_worth_a_retry(server, tmp_path):
+    url = f"{server}/yellow/page.csv.gz"
+    with pytest.raises(NotGzipError, match=f"{url} did not send a gzip file but an HTML page"):
         download(url, tmp_path / "d" / "m.csv.gz")
     assert leftovers(tmp_path / "d") == []
 
