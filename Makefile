@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # pip's notes about index folders this machine lacks are noise, not errors.
 QUIET_PIP := { grep -v '^WARNING: Location' || true; }
 
-.PHONY: venv stack stack-down demo test image clean
+.PHONY: venv stack stack-down demo test bench image clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,10 @@ demo: stack
 ## The test suite: unit tests and end-to-end tests on a private stack of its own.
 test: $(STAMP)
 	$(PY) -m pytest
+
+## The benchmark (not part of the tests): full-size months, on a private stack; about 15 minutes.
+bench: $(STAMP)
+	$(PY) bench/bench.py
 
 clean: stack-down
 	rm -rf .stack data

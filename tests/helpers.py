@@ -1,41 +1,25 @@
-"""Shared test helpers: a real local HTTP server for files, and reading the emulator bucket."""
+"""Shared test helpers: the stack's destinations read back, the Prefect CLI, API and agent, flow processes."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import io
 import os
 import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from contextlib import contextmanager
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Iterator
 from uuid import UUID
 
 import pyarrow.parquet as pq
 
+from static_server import serve_directory  # noqa: F401 - re-exported for the tests
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-
-
-@contextmanager
-def serve_directory(root: Path) -> Iterator[str]:
-    """Serve ``root`` over HTTP on 127.0.0.1; yields the base URL."""
-    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None  # type: ignore[method-assign]
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def bucket():

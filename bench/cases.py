@@ -1,0 +1,131 @@
+"""One measured case of the benchmark, run in a process of its own (so its peak RSS is its own).
+
+    python bench/cases.py CASE KEY=VALUE ...
+
+Cases: the course's method, the project's, and the machine's limit for each step.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "flows"), str(REPO / "stack")]
+
+
+# --- csv.gz -> local parquet ------------------------------------------------------------
+
+def lake_course(url: str, out: str, **_) -> None:
+    """The course's fetch/clean/write_local: whole-file read, to_datetime, gzip parquet."""
+    import pandas as pd
+
+    df = pd.read_csv(url)
+    df["tpep_pickup_datetime"] = pd.to_datetime(df["tpep_pickup_datetime"])
+    df["tpep_dropoff_datetime"] = pd.to_datetime(df["tpep_dropoff_datetime"])
+    df.to_parquet(out, compression="gzip")
+
+
+def lake_project(url: str, out: str, **_) -> None:
+    """The plain functions behind fetch -> clean -> write_local."""
+    from nyctaxi import lake
+    from nyctaxi.convert import csv_gz_to_parquet
+    from nyctaxi.source import download
+
+    raw = download(url, Path(out).with_suffix(".csv.gz"))
+    staged = lake.staging_path("bench", Path(out).parent)
+    csv_gz_to_parquet(raw, staged, "yellow")
+    lake.publish(staged, Path(out))
+
+
+def lake_raw(src: str, out: str, **_) -> None:
+    """The machine's limit: pyarrow reads the whole file and writes it."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    pq.write_table(pacsv.read_csv(src), out)
+
+
+def to_csv(parquet: str, csv: str, **_) -> None:
+    """The month as a header-less CSV, for psql \\copy (a set-up step, not measured)."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    pacsv.write_csv(pq.read_table(parquet), csv, pacsv.WriteOptions(include_header=False))
+
+
+# --- month -> PostgreSQL ----------------------------------------------------------------
+
+def _engine():
+    from sqlalchemy import create_engine
+
+    password = Path(os.environ["POSTGRES_PASSWORD_FILE"]).read_text().strip()
+    return create_engine(f"postgresql+psycopg2://{os.environ['POSTGRES_USER']}:{password}@127.0.0.1:"
+                         f"{os.environ['POSTGRES_PORT']}/{os.environ['POSTGRES_DB']}")
+
+
+def pg_course(src: str, table: str, **_) -> None:
+    """The course's ingestion: the whole month with pandas to_sql (every row, not just 100,000)."""
+    import pandas as pd
+
+    df = pd.read_csv(src, parse_dates=["tpep_pickup_datetime", "tpep_dropoff_datetime"])
+    engine = _engine()
+    df.head(0).to_sql(name=table, con=engine, if_exists="replace")
+    df.to_sql(name=table, con=engine, if_exists="append", chunksize=100_000)
+
+
+def pg_project(parquet: str, table: str, **_) -> None:
+    """load_postgres' COPY of the cleaned month."""
+    from nyctaxi import postgres
+
+    conn = _engine().raw_connection()
+    try:
+        postgres.replace_month(conn.driver_connection, table, "yellow", Path(parquet), "yellow_tripdata_2021-01.csv.gz")
+    finally:
+        conn.close()
+
+
+# --- month -> BigQuery (emulator) -------------------------------------------------------
+
+def _bq():
+    from prefect_gcp import GcpCredentials
+
+    creds = GcpCredentials.load("zoom-gcp-creds")
+    return creds, creds.get_bigquery_client()
+
+
+def bq_course(parquet: str, table: str, **_) -> None:
+    """The course's write_bq: the whole month as one DataFrame through pandas-gbq."""
+    import pandas as pd
+
+    creds, client = _bq()
+    pd.read_parquet(parquet).to_gbq(f"dezoomcamp.{table}", project_id=client.project,
+                                    credentials=creds.get_credentials_from_service_account(),
+                                    if_exists="replace", progress_bar=False)
+
+
+def bq_project(parquet: str, **_) -> None:
+    """write_bq: pandas-gbq a row group at a time into staging, then the transactional swap."""
+    from nyctaxi import bigquery
+
+    creds, client = _bq()
+    credentials = creds.get_credentials_from_service_account()
+    bigquery.load_month(client, "yellow", "yellow_tripdata_2021-01.csv.gz", lambda staging: bigquery.stage_with_pandas_gbq(
+        Path(parquet), staging, project=client.project, credentials=credentials))
+
+
+def bq_load_job(uri: str, **_) -> None:
+    """load_bq_from_gcs: a load job from the gs:// object into staging, then the swap."""
+    from nyctaxi import bigquery
+
+    _, client = _bq()
+    bigquery.load_month(client, "yellow", "yellow_tripdata_2021-01.csv.gz",
+                        lambda staging: bigquery.stage_with_load_job(client, uri, staging, "yellow"))
+
+
+CASES = {name: fn for name, fn in globals().items() if callable(fn) and fn.__module__ == __name__
+         and not name.startswith("_")}
+
+if __name__ == "__main__":
+    case, *pairs = sys.argv[1:]
+    CASES[case](**dict(pair.split("=", 1) for pair in pairs))
