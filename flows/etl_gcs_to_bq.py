@@ -6,6 +6,7 @@ from prefect import flow
 import cli
 from nyctaxi import bigquery
 from nyctaxi.dataset import TaxiMonth, taxi_months
+from nyctaxi.schema import table_name
 from summary import record_month
 from tasks import extract_from_gcs, load_bq_from_gcs, transform, write_bq
 
@@ -19,17 +20,16 @@ def etl_gcs_to_bq(year: int = 2021, month: int = 1, color: str = "yellow", load_
     pulling it through this machine with pandas-gbq.
     """
     taxi = TaxiMonth(color, year, month)  # validates before anything is downloaded
-    source_file = f"{taxi.dataset_file}.csv.gz"  # the lineage: the release file the rows came from
 
     if load_job:
-        rows = load_bq_from_gcs(color, taxi.dataset_file, source_file)
+        rows = load_bq_from_gcs(color, taxi.dataset_file, taxi.source_file)
     else:
         path = extract_from_gcs(color, year, month)
         path = transform(path, color, fill_passenger_count)
-        rows = write_bq(path, color, source_file)
+        rows = write_bq(path, color, taxi.source_file)
 
     record_month("bigquery", color, year, month, {
-        "table": f"{bigquery.DATASET}.{bigquery.table_name(color)}", "rows of the month": rows,
+        "table": f"{bigquery.DATASET}.{table_name(color)}", "rows of the month": rows,
         "method": "load job from gs://" if load_job else "pandas-gbq",
     })
     return rows

@@ -19,7 +19,7 @@ def etl_web_to_postgres(year: int = 2021, month: int = 1, color: str = "yellow",
 
     raw = fetch(dataset_url)
     cleaned = clean(raw, color)
-    rows = load_postgres(cleaned, color, table, f"{taxi.dataset_file}.csv.gz")
+    rows = load_postgres(cleaned, color, table, taxi.source_file)
 
     record_month("postgres", color, year, month, {
         "source": dataset_url, "rows read": cleaned.rows, "rows loaded": rows, "table": table,

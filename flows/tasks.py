@@ -17,6 +17,7 @@ from prefect_sqlalchemy import SqlAlchemyConnector
 
 from nyctaxi import bigquery, lake, postgres
 from nyctaxi.convert import SourceDataError, csv_gz_to_parquet, fill_missing, passenger_counts
+from nyctaxi.dataset import TaxiMonth
 from nyctaxi.schema import SchemaError, kinds
 from nyctaxi.source import NotGzipError, NotPublishedError, download
 
@@ -144,7 +145,7 @@ def load_postgres(cleaned: Cleaned, color: str, table: str, source_file: str) ->
 @task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=3))
 def extract_from_gcs(color: str, year: int, month: int) -> Path:
     """Download the month's parquet from the ``zoom-gcs`` bucket to a local (staging) file."""
-    dataset_file = f"{color}_tripdata_{year}-{month:02}"
+    dataset_file = TaxiMonth(color, year, month).dataset_file
     gcs_block = load_block(GcsBucket, GCS_BLOCK, MAKE_GCP_BLOCKS)
     key = lake.object_key(color, dataset_file)
     if not gcs_block.get_bucket().blob(key).exists():

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from services import PROJECT, REPO, SERVICES, Service
+from services import PROJECT, REPO, SERVICES, Service, free_port
 
 
 def stack_dir() -> Path:
@@ -59,12 +59,6 @@ def _port_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _ports(root: Path) -> dict[str, int]:
@@ -128,7 +122,7 @@ def up(register_blocks: bool = True) -> Path:
         if pid:
             _kill(pid, service.stop_signal)
         service.prepare(root)
-        port = next((p for p in (port, service.preferred_port) if p and _port_free(p)), None) or _free_port()
+        port = next((p for p in (port, service.preferred_port) if p and _port_free(p)), None) or free_port()
         ports[service.name] = port
         started.append((service, port, _start(service, port, root)))
     for service, port, pid in started:

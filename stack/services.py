@@ -17,6 +17,13 @@ BUCKET = "dezoomcamp-local-lake"
 DEFAULT_MIRROR_ROWS = "100000"
 
 
+def free_port() -> int:
+    """A port on 127.0.0.1 that nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _http_ok(port: int, path: str) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
@@ -105,9 +112,7 @@ class BigQueryEmulator(Service):
     dataset = "dezoomcamp"
 
     def command(self, port, root):
-        with socket.socket() as s:  # its gRPC port: nobody here uses it, any free one will do
-            s.bind(("127.0.0.1", 0))
-            grpc_port = s.getsockname()[1]
+        grpc_port = free_port()  # nobody here uses its gRPC API: any free port will do
         return [sys.executable, str(REPO / "stack" / "bq_emulator.py"), "start",
                 "--rest-host", "127.0.0.1", "--rest-port", str(port), "--grpc-host", "127.0.0.1",
                 "--grpc-port", str(grpc_port), "--persistent", "--data-dir", str(root / "bigquery"),

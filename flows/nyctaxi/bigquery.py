@@ -21,23 +21,17 @@ from typing import Callable
 import pyarrow.parquet as pq
 from google.cloud import bigquery
 
-from .schema import COLUMNS
+from .schema import COLUMNS, LINEAGE_COLUMN, table_name
 
 log = logging.getLogger(__name__)
 
 DATASET = "dezoomcamp"
-LINEAGE_COLUMN = "source_file"
 # Naive wall-clock times (the TLC's are New York local time): DATETIME, as parquet says.
 BQ_TYPES = {"int": "INT64", "float": "FLOAT64", "timestamp": "DATETIME", "string": "STRING"}
 # The API reports legacy names for some types.
 _SAME_TYPE = {"INTEGER": "INT64", "FLOAT": "FLOAT64"}
 STAGING_TTL = timedelta(days=1)
 _SOURCE_FILE = re.compile(r"^[a-z]+_tripdata_\d{4}-\d{2}\.csv\.gz$")
-
-
-def table_name(color: str) -> str:
-    """One table per colour: ``yellow_tripdata``, ``green_tripdata``, ``fhv_tripdata``."""
-    return f"{color}_tripdata"
 
 
 def schema(color: str, lineage: bool = True) -> list[bigquery.SchemaField]:

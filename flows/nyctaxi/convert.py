@@ -80,8 +80,8 @@ def read_header(path: Path) -> list[str]:
             first = f.readline(64 * 1024)
     except (OSError, EOFError, zlib.error, UnicodeDecodeError) as e:
         with open(path, "rb") as f:
-            start = f.read(512).lstrip().lower()
-        if start.startswith((b"<!doctype html", b"<html", b"<?xml", b"<")):
+            start = f.read(512).lstrip()
+        if start.startswith(b"<"):  # <!DOCTYPE html>, <html>, <?xml ...>
             raise SourceDataError(f"{path.name} is an HTML/XML page, not a gzip CSV: the server answered with a "
                                   f"web page (an error or rate-limit page, or a wrong base URL?)") from None
         raise SourceDataError(f"{path.name} is not a readable gzip CSV ({type(e).__name__}: {e})") from None

@@ -42,9 +42,14 @@ class TaxiMonth:
         """The course's ``dataset_file``: ``yellow_tripdata_2021-01``."""
         return f"{self.color}_tripdata_{self.year}-{self.month:02}"
 
+    @property
+    def source_file(self) -> str:
+        """The release file's name, ``yellow_tripdata_2021-01.csv.gz``: what loaded rows record as their lineage."""
+        return f"{self.dataset_file}.csv.gz"
+
     def url(self, base: str | None = None) -> str:
         """``{base}/{color}/{color}_tripdata_{year}-{MM}.csv.gz``."""
-        return f"{(base or base_url()).rstrip('/')}/{self.color}/{self.dataset_file}.csv.gz"
+        return f"{(base or base_url()).rstrip('/')}/{self.color}/{self.source_file}"
 
 
 def check_color(color: object) -> None:

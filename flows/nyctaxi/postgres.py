@@ -20,21 +20,16 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from .dataset import ParameterError
-from .schema import COLUMNS
+from .schema import COLUMNS, LINEAGE_COLUMN
+from .schema import table_name as default_table
 
 log = logging.getLogger(__name__)
 
-LINEAGE_COLUMN = "source_file"
 PG_TYPES = {"int": "BIGINT", "float": "DOUBLE PRECISION", "timestamp": "TIMESTAMP", "string": "TEXT"}
 BATCH_ROWS = 64 * 1024
 COPY_CHUNK_BYTES = 1 << 20
 PROGRESS_EVERY_S = 5.0
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
-
-
-def default_table(color: str) -> str:
-    """One table per colour: ``yellow_tripdata``, ``green_tripdata``, ``fhv_tripdata``."""
-    return f"{color}_tripdata"
 
 
 def table_name(color: str, table: str | None) -> str:

@@ -87,6 +87,13 @@ COLUMNS: dict[str, tuple[tuple[str, Kind], ...]] = {
 }
 
 COLORS: tuple[str, ...] = tuple(COLUMNS)
+# Each loaded row also says which release file it came from (BigQuery and PostgreSQL).
+LINEAGE_COLUMN = "source_file"
+
+
+def table_name(color: str) -> str:
+    """One table per colour in each destination: ``yellow_tripdata``, ``green_tripdata``, ``fhv_tripdata``."""
+    return f"{color}_tripdata"
 
 
 class SchemaError(ValueError):

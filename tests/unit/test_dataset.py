@@ -7,6 +7,7 @@ def test_course_names_and_default_url(monkeypatch):
     monkeypatch.delenv("NYC_TLC_BASE_URL", raising=False)
     month = TaxiMonth("yellow", 2021, 1)
     assert month.dataset_file == "yellow_tripdata_2021-01"
+    assert month.source_file == "yellow_tripdata_2021-01.csv.gz"
     assert month.url() == (
         "https://github.com/DataTalksClub/nyc-tlc-data/releases/download/yellow/yellow_tripdata_2021-01.csv.gz"
     )
