@@ -23,8 +23,10 @@ def script_parser(doc: str | None) -> argparse.ArgumentParser:
 
 
 def apply_process_deployment(name: str, parser: argparse.ArgumentParser,
-                             schedules: Callable[[argparse.Namespace], list] = lambda args: []) -> None:
-    """Build and apply ``etl-parent-flow/<name>``: a local process running this checkout's flows/.
+                             schedules: Callable[[argparse.Namespace], list] = lambda args: [],
+                             flow=etl_parent_flow, entrypoint: str = ENTRYPOINT) -> argparse.Namespace:
+    """Build and apply ``<flow>/<name>`` (by default ``etl-parent-flow``): a local process running
+    this checkout's flows/; return the parsed arguments.
 
     Prefect runs a Process deployment from a temporary copy of flows/, so the data root
     is set explicitly (``--data-dir``) rather than found from the code's location."""
@@ -35,13 +37,14 @@ def apply_process_deployment(name: str, parser: argparse.ArgumentParser,
                         help="where runs of this deployment keep their files (default: this checkout's data/)")
     args = parser.parse_args()
     deployment = Deployment.build_from_flow(
-        flow=etl_parent_flow,
+        flow=flow,
         name=name,
         infrastructure=Process(env={"NYC_TLC_DATA_DIR": str(args.data_dir.resolve())}),
         work_queue_name=WORK_QUEUE,
         path=str(FLOWS),
-        entrypoint=ENTRYPOINT,
+        entrypoint=entrypoint,
         schedules=schedules(args) or None,
     )
     deployment_id = deployment.apply()
-    print(f"applied etl-parent-flow/{name} ({deployment_id}) on work queue {WORK_QUEUE!r}")
+    print(f"applied {flow.name}/{name} ({deployment_id}) on work queue {WORK_QUEUE!r}")
+    return args

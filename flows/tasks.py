@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from prefect import get_run_logger, task
+from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 from prefect.tasks import exponential_backoff
@@ -19,13 +20,19 @@ from nyctaxi import bigquery, lake, postgres
 from nyctaxi.convert import SourceDataError, csv_gz_to_parquet, fill_missing, passenger_counts
 from nyctaxi.dataset import TaxiMonth
 from nyctaxi.schema import SchemaError, kinds
-from nyctaxi.source import NotGzipError, NotPublishedError, download
+from nyctaxi.source import NotGzipError, NotPublishedError, download, downloaded_version
 
 GCS_BLOCK = "zoom-gcs"
 CREDS_BLOCK = "zoom-gcp-creds"
 POSTGRES_BLOCK = "postgres-connector"
 MAKE_GCP_BLOCKS = "python blocks/make_gcp_blocks.py --help"
 UPLOAD_TIMEOUT_S = 600
+# Global concurrency limits (``prefect gcl``) around the loads: inactive until someone sets them,
+# e.g. ``python deployments/backfill_deploy.py --load-limit 2``. They hold in every way of running,
+# including inside one Dask task of a backfill.
+POSTGRES_LOADS = "postgres-loads"
+BIGQUERY_LOADS = "bigquery-loads"
+VERSION_METADATA = "source_version"
 
 
 def load_block(block_type, name: str, how_to_make: str):
@@ -37,6 +44,11 @@ def load_block(block_type, name: str, how_to_make: str):
             raise
         raise RuntimeError(f"no {block_type.__name__} block named {name!r} on this Prefect server: "
                            f"create it with `{how_to_make}`") from None
+
+
+def bucket_key(gcs_block: GcsBucket, key: str) -> str:
+    """``key`` inside the block's ``bucket_folder``: the object's name in the bucket."""
+    return "/".join(part for part in (gcs_block.bucket_folder.strip("/"), key) if part)
 
 
 def cache_key_while_downloaded(context: TaskRunContext, parameters: dict) -> str | None:
@@ -95,7 +107,7 @@ def clean(path: Path, color: str) -> Cleaned:
     logger = get_run_logger()
     staged = lake.staging_path(path.name.split(".")[0])
     try:
-        report = csv_gz_to_parquet(path, staged, color, logger=logger)
+        report = csv_gz_to_parquet(path, staged, color, source_version=downloaded_version(path), logger=logger)
     except (SourceDataError, SchemaError):
         # The download itself is bad: drop it so that the next attempt fetches again.
         path.unlink(missing_ok=True)
@@ -127,18 +139,29 @@ def write_gcs(path: Path) -> str:
     # The lake path ends in {color}/{dataset_file}.parquet wherever the data root is.
     key = lake.object_key(path.parent.name, path.stem)
     uploaded = gcs_block.upload_from_path(from_path=path, to_path=key, timeout=UPLOAD_TIMEOUT_S)
+    version = lake.source_version(path)
+    if version:
+        # Recorded after the upload: an object without it counts as not loaded, so a run killed
+        # in between is redone by the next backfill.
+        blob = gcs_block.get_bucket().blob(uploaded)
+        blob.metadata = {VERSION_METADATA: version}
+        blob.patch()
     return f"gs://{gcs_block.bucket}/{uploaded}"
 
 
-@task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3))
+def postgres_connector() -> SqlAlchemyConnector:
+    return load_block(SqlAlchemyConnector, POSTGRES_BLOCK, "python blocks/make_postgres_block.py --help")
+
+
+@task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3), tags=["postgres"])
 def load_postgres(cleaned: Cleaned, color: str, table: str, source_file: str) -> int:
     """COPY the cleaned month into ``table``, replacing that month's rows; return the rows loaded."""
-    connector = load_block(SqlAlchemyConnector, POSTGRES_BLOCK, "python blocks/make_postgres_block.py --help")
-    with connector.get_connection(begin=False) as connection:
+    with postgres_connector().get_connection(begin=False) as connection, concurrency(POSTGRES_LOADS):
         # COPY needs the driver's own connection; replace_month commits on it.
         loaded = postgres.replace_month(connection.connection.dbapi_connection, table, color, cleaned.path,
                                         source_file, logger=get_run_logger())
-    cleaned.path.unlink(missing_ok=True)  # staged only for this load
+    if lake.is_staged(cleaned.path):  # staged only for this load (a lake file stays)
+        cleaned.path.unlink(missing_ok=True)
     return loaded
 
 
@@ -148,8 +171,8 @@ def extract_from_gcs(color: str, year: int, month: int) -> Path:
     dataset_file = TaxiMonth(color, year, month).dataset_file
     gcs_block = load_block(GcsBucket, GCS_BLOCK, MAKE_GCP_BLOCKS)
     key = lake.object_key(color, dataset_file)
-    if not gcs_block.get_bucket().blob(key).exists():
-        raise FileNotFoundError(f"gs://{gcs_block.bucket}/{key} does not exist: "
+    if not gcs_block.get_bucket().blob(bucket_key(gcs_block, key)).exists():
+        raise FileNotFoundError(f"gs://{gcs_block.bucket}/{bucket_key(gcs_block, key)} does not exist: "
                                 f"run etl_web_to_gcs(year={year}, month={month}, color={color!r}) first")
     path = lake.staging_path(dataset_file)  # its folder exists: no doubled data/data path
     try:
@@ -181,38 +204,42 @@ def transform(path: Path, color: str, fill_passenger_count: int | None = None) -
     return filled
 
 
-def _bigquery_client():
+def bigquery_client():
     creds_block = load_block(GcpCredentials, CREDS_BLOCK, MAKE_GCP_BLOCKS)
     return creds_block, creds_block.get_bigquery_client()
 
 
-@task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3))
+@task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3), tags=["bigquery"])
 def write_bq(path: Path, color: str, source_file: str) -> int:
     """Write the month to BigQuery with pandas-gbq (credentials and project of ``zoom-gcp-creds``),
     replacing that month's rows; return the month's rows in the table."""
     logger = get_run_logger()
-    creds_block, client = _bigquery_client()
+    creds_block, client = bigquery_client()
     credentials = creds_block.get_credentials_from_service_account()
-    rows = bigquery.load_month(
-        client, color, source_file,
-        lambda staging_id: bigquery.stage_with_pandas_gbq(path, staging_id, project=client.project,
-                                                          credentials=credentials, logger=logger),
-        logger=logger,
-    )
+    with concurrency(BIGQUERY_LOADS):
+        rows = bigquery.load_month(
+            client, color, source_file,
+            lambda staging_id: bigquery.stage_with_pandas_gbq(path, staging_id, project=client.project,
+                                                              credentials=credentials, logger=logger),
+            lake.source_version(path), logger=logger,
+        )
     path.unlink(missing_ok=True)  # staged only for this load
     return rows
 
 
-@task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3))
+@task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3), tags=["bigquery"])
 def load_bq_from_gcs(color: str, dataset_file: str, source_file: str) -> int:
     """Load the month's lake object into BigQuery with a load job (no data through this machine),
     replacing that month's rows; return the month's rows in the table."""
     gcs_block = load_block(GcsBucket, GCS_BLOCK, MAKE_GCP_BLOCKS)
-    key = "/".join(part for part in (gcs_block.bucket_folder.strip("/"), lake.object_key(color, dataset_file)) if part)
+    key = bucket_key(gcs_block, lake.object_key(color, dataset_file))
     uri = f"gs://{gcs_block.bucket}/{key}"
-    _, client = _bigquery_client()
-    return bigquery.load_month(
-        client, color, source_file,
-        lambda staging_id: bigquery.stage_with_load_job(client, uri, staging_id, color),
-        logger=get_run_logger(),
-    )
+    blob = gcs_block.get_bucket().get_blob(key)
+    version = (blob.metadata or {}).get(VERSION_METADATA) if blob else None
+    _, client = bigquery_client()
+    with concurrency(BIGQUERY_LOADS):
+        return bigquery.load_month(
+            client, color, source_file,
+            lambda staging_id: bigquery.stage_with_load_job(client, uri, staging_id, color),
+            version, logger=get_run_logger(),
+        )

@@ -10,6 +10,7 @@ import argparse
 import re
 import shutil
 import threading
+from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -66,9 +67,13 @@ class MirrorHandler(BaseHTTPRequestHandler):
         if not is_published(color, year, month):
             return self._reply(HTTPStatus.NOT_FOUND, b"Not Found\n", body)
         path = self.server.month_file(color, year, month)
+        stat = path.stat()
         self.send_response(HTTPStatus.OK)
         self.send_header("Content-Type", "application/gzip")
-        self.send_header("Content-Length", str(path.stat().st_size))
+        self.send_header("Content-Length", str(stat.st_size))
+        # Like GitHub's release storage: a new edition of a file gets a new ETag.
+        self.send_header("ETag", f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"')
+        self.send_header("Last-Modified", formatdate(stat.st_mtime, usegmt=True))
         self.end_headers()
         if body:
             with open(path, "rb") as f:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 import pyarrow.parquet as pq
+from google.api_core.exceptions import NotFound
 from google.cloud import bigquery
 
 from .schema import COLUMNS, LINEAGE_COLUMN, table_name
@@ -32,6 +33,13 @@ BQ_TYPES = {"int": "INT64", "float": "FLOAT64", "timestamp": "DATETIME", "string
 _SAME_TYPE = {"INTEGER": "INT64", "FLOAT": "FLOAT64"}
 STAGING_TTL = timedelta(days=1)
 _SOURCE_FILE = re.compile(r"^[a-z]+_tripdata_\d{4}-\d{2}\.csv\.gz$")
+_TABLE = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+_VERSION = re.compile(r"^[0-9a-f]{1,64}$")
+# One row per month loaded: which edition of the release file each table holds.
+LOADS_TABLE = "nyc_tlc_loads"
+LOADS_SCHEMA = [bigquery.SchemaField("table_name", "STRING"), bigquery.SchemaField("source_file", "STRING"),
+                bigquery.SchemaField("source_version", "STRING"), bigquery.SchemaField("rows", "INT64"),
+                bigquery.SchemaField("loaded_at", "TIMESTAMP")]
 
 
 def schema(color: str, lineage: bool = True) -> list[bigquery.SchemaField]:
@@ -49,6 +57,8 @@ def ensure_table(client: bigquery.Client, color: str, dataset: str = DATASET) ->
     (BigQuery loads match parquet columns by position on some back ends).
     """
     client.create_dataset(bigquery.Dataset(f"{client.project}.{dataset}"), exists_ok=True)
+    client.create_table(bigquery.Table(f"{client.project}.{dataset}.{LOADS_TABLE}", schema=LOADS_SCHEMA),
+                        exists_ok=True)
     table_id = f"{client.project}.{dataset}.{table_name(color)}"
     table = client.create_table(bigquery.Table(table_id, schema=schema(color)), exists_ok=True)
     have = [(f.name, _SAME_TYPE.get(f.field_type, f.field_type)) for f in table.schema]
@@ -97,14 +107,21 @@ def stage_with_load_job(client: bigquery.Client, uri: str, staging_id: str, colo
 
 
 def replace_month(client: bigquery.Client, table_id: str, staging_id: str, color: str, source_file: str,
-                  *, logger: logging.Logger | logging.LoggerAdapter = log) -> int:
-    """Swap the staged rows in for the month's rows, in one transaction; return the month's rows."""
+                  source_version: str | None = None, *, logger: logging.Logger | logging.LoggerAdapter = log) -> int:
+    """Swap the staged rows in for the month's rows and record the load (``nyc_tlc_loads``),
+    in one transaction; return the month's rows."""
     cols = ", ".join(f"`{name}`" for name, _ in COLUMNS[color])
     source = _literal(source_file)
+    version = _literal(source_version, _VERSION) if source_version else "NULL"
+    loads_id = f"{table_id.rsplit('.', 1)[0]}.{LOADS_TABLE}"
+    name = _literal(table_id.rsplit(".", 1)[1], _TABLE)
     script = f"""
         BEGIN TRANSACTION;
         DELETE FROM `{table_id}` WHERE {LINEAGE_COLUMN} = {source};
         INSERT INTO `{table_id}` ({cols}, {LINEAGE_COLUMN}) SELECT {cols}, {source} FROM `{staging_id}`;
+        DELETE FROM `{loads_id}` WHERE table_name = {name} AND source_file = {source};
+        INSERT INTO `{loads_id}` (table_name, source_file, source_version, `rows`, loaded_at)
+            SELECT {name}, {source}, {version}, COUNT(*), CURRENT_TIMESTAMP() FROM `{staging_id}`;
         COMMIT TRANSACTION;
     """
     client.query(script).result()
@@ -114,7 +131,7 @@ def replace_month(client: bigquery.Client, table_id: str, staging_id: str, color
 
 
 def load_month(client: bigquery.Client, color: str, source_file: str, stage: Callable[[str], object],
-               *, logger: logging.Logger | logging.LoggerAdapter = log) -> int:
+               source_version: str | None = None, *, logger: logging.Logger | logging.LoggerAdapter = log) -> int:
     """Make sure the colour's table exists, ``stage(staging_id)`` the month, swap it in; return its rows.
 
     The staging table is dropped whatever happens."""
@@ -122,7 +139,7 @@ def load_month(client: bigquery.Client, color: str, source_file: str, stage: Cal
     staging_id = create_staging(client, table_id, color)
     try:
         stage(staging_id)
-        return replace_month(client, table_id, staging_id, color, source_file, logger=logger)
+        return replace_month(client, table_id, staging_id, color, source_file, source_version, logger=logger)
     finally:
         drop(client, staging_id)
 
@@ -133,12 +150,25 @@ def count(client: bigquery.Client, table_id: str, source_file: str | None = None
     return next(iter(client.query(f"SELECT COUNT(*) FROM `{table_id}` {where}").result()))[0]
 
 
-def _literal(source_file: str) -> str:
-    """A release file name as a SQL string literal. Checked, not escaped: query parameters
-    would be better, but the emulator does not take them in multi-statement scripts."""
-    if not _SOURCE_FILE.match(source_file):
-        raise ValueError(f"{source_file!r} is not a release file name like yellow_tripdata_2021-01.csv.gz")
-    return f"'{source_file}'"
+def loaded_versions(client: bigquery.Client, color: str, dataset: str = DATASET) -> dict[str, str | None]:
+    """``{source_file: source_version}`` of the months loaded into the colour's table."""
+    loads_id = f"{client.project}.{dataset}.{LOADS_TABLE}"
+    try:
+        client.get_table(loads_id)
+    except NotFound:
+        return {}
+    name = _literal(table_name(color), _TABLE)
+    rows = client.query(f"SELECT source_file, source_version FROM `{loads_id}` WHERE table_name = {name}").result()
+    return {row[0]: row[1] for row in rows}
+
+
+def _literal(value: str, pattern: re.Pattern = _SOURCE_FILE) -> str:
+    """A release file name (or a version digest, a table name) as a SQL string literal. Checked,
+    not escaped: query parameters would be better, but the emulator does not take them in
+    multi-statement scripts."""
+    if not pattern.match(value):
+        raise ValueError(f"{value!r} is not a valid value here (expected to match {pattern.pattern})")
+    return f"'{value}'"
 
 
 def drop(client: bigquery.Client, table_id: str) -> None:

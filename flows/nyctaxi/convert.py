@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from .schema import SchemaError, arrow_schema, check_header, columns, kinds
+from .schema import SchemaError, arrow_schema, check_header, columns, kinds, with_source_version
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +95,13 @@ def csv_gz_to_parquet(
     dest: Path,
     color: str,
     *,
+    source_version: str | None = None,
     logger: logging.Logger | logging.LoggerAdapter = log,
 ) -> CleanReport:
     """Convert the TLC csv.gz ``src`` of ``color`` to parquet at ``dest``.
+
+    ``source_version`` (what ``source.downloaded_version`` says) goes into the file's
+    metadata, so the lake and every load made from it know which edition they hold.
 
     Raises SchemaError for missing/unexpected columns or values that do not fit
     their declared type, SourceDataError for a file that cannot be read. On any
@@ -105,7 +109,7 @@ def csv_gz_to_parquet(
     """
     header = read_header(src)
     check_header(header, color, source=src.name)
-    target = arrow_schema(color)
+    target = with_source_version(arrow_schema(color), source_version)
     col_kinds = kinds(color)
     report = CleanReport(dtypes={f.name: str(f.type) for f in target})
     if "passenger_count" in col_kinds:

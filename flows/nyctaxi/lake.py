@@ -10,6 +10,8 @@ from urllib.parse import urlparse
 
 import pyarrow.parquet as pq
 
+from . import schema
+
 DATA_DIR_ENV = "NYC_TLC_DATA_DIR"
 # flows/nyctaxi/lake.py -> the repository root (in the image: /opt/prefect), recognised by a
 # file that stands beside flows/ in both.
@@ -35,9 +37,14 @@ def lake_path(color: str, dataset_file: str, root: Path | None = None) -> Path:
     return (root or data_root()) / color / f"{dataset_file}.parquet"
 
 
+def object_prefix(color: str) -> str:
+    """Where a colour's objects are in the bucket: ``data/yellow/``."""
+    return f"data/{color}/"
+
+
 def object_key(color: str, dataset_file: str) -> str:
     """The bucket key, ``/``-separated on every OS: ``data/yellow/yellow_tripdata_2021-01.parquet``."""
-    return f"data/{color}/{dataset_file}.parquet"
+    return f"{object_prefix(color)}{dataset_file}.parquet"
 
 
 def raw_path(url: str, root: Path | None = None) -> Path:
@@ -68,6 +75,11 @@ def staging_path(name: str, root: Path | None = None) -> Path:
     return staging / f"{name}.{uuid.uuid4().hex[:8]}.parquet"
 
 
+def is_staged(path: Path, root: Path | None = None) -> bool:
+    """Whether ``path`` is a staging file (temporary: its reader may delete it)."""
+    return path.parent == (root or data_root()) / ".staging"
+
+
 def publish(staged: Path, dest: Path) -> Path:
     """Move a complete file into place atomically (readers see the old file or the new one).
 
@@ -85,3 +97,8 @@ def publish(staged: Path, dest: Path) -> Path:
 def row_count(path: Path) -> int:
     """Rows in a parquet file, from its footer."""
     return pq.ParquetFile(path).metadata.num_rows
+
+
+def source_version(path: Path) -> str | None:
+    """The version of the release file a lake file was made from (``None`` if not recorded)."""
+    return schema.source_version(pq.read_schema(path))

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from . import lake
 from .dataset import ParameterError
 from .schema import COLUMNS, LINEAGE_COLUMN
 from .schema import table_name as default_table
@@ -101,10 +102,20 @@ class _CsvStream(io.RawIOBase):
         return out
 
 
+LOADS_TABLE = "nyc_tlc_loads"
+CREATE_LOADS_SQL = (
+    f"CREATE TABLE IF NOT EXISTS {LOADS_TABLE} (table_name TEXT NOT NULL, source_file TEXT NOT NULL, "
+    "source_version TEXT, rows BIGINT NOT NULL, loaded_at TIMESTAMPTZ NOT NULL DEFAULT now(), "
+    "PRIMARY KEY (table_name, source_file))"
+)
+
+
 def replace_month(conn, table: str, color: str, parquet: Path, source_file: str,
                   *, logger: logging.Logger | logging.LoggerAdapter = log) -> int:
     """Replace the rows of ``source_file`` in ``table`` with those of ``parquet``; return the rows loaded.
 
+    The same transaction records the load in ``nyc_tlc_loads`` with the version of the
+    release file (from the parquet's metadata): a backfill skips what is recorded there.
     ``conn`` is a psycopg2 connection; this function commits or rolls back.
     """
     part = partition_name(table, source_file)
@@ -114,6 +125,7 @@ def replace_month(conn, table: str, color: str, parquet: Path, source_file: str,
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (table,))
             cur.execute(create_table_sql(table, color))
             _check_partitioned(cur, table)
+            cur.execute(CREATE_LOADS_SQL)
             cur.execute(f"CREATE TABLE IF NOT EXISTS {_quote(part)} PARTITION OF {_quote(table)} "
                         f"FOR VALUES IN (%s)", (source_file,))
         conn.commit()
@@ -125,12 +137,28 @@ def replace_month(conn, table: str, color: str, parquet: Path, source_file: str,
             cur.copy_expert(f"COPY {_quote(part)} ({columns}) FROM STDIN WITH (FORMAT csv)", stream,
                             size=COPY_CHUNK_BYTES)
             loaded = cur.rowcount
+            cur.execute(
+                f"INSERT INTO {LOADS_TABLE} (table_name, source_file, source_version, rows) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (table_name, source_file) DO UPDATE SET source_version = EXCLUDED.source_version, "
+                "rows = EXCLUDED.rows, loaded_at = now()",
+                (table, source_file, lake.source_version(parquet), loaded),
+            )
         conn.commit()
     except BaseException:
         conn.rollback()
         raise
     logger.info(f"loaded {loaded:,} rows of {source_file} into {table} (partition {part})")
     return loaded
+
+
+def loaded_versions(conn, table: str) -> dict[str, str | None]:
+    """``{source_file: source_version}`` of the months loaded into ``table`` (none if it is new)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s)", (LOADS_TABLE,))
+        if cur.fetchone()[0] is None:
+            return {}
+        cur.execute(f"SELECT source_file, source_version FROM {LOADS_TABLE} WHERE table_name = %s", (table,))
+        return dict(cur.fetchall())
 
 
 def _check_partitioned(cur, table: str) -> None:

@@ -110,6 +110,9 @@ def kinds(color: str) -> dict[str, Kind]:
     return dict(COLUMNS[color])
 
 
+SOURCE_VERSION_KEY = b"nyc_tlc.source_version"
+
+
 def arrow_schema(color: str) -> pa.Schema:
     """The lake's parquet schema of ``color``, with pandas metadata so that pandas
     readers get the declared dtypes (``Int64`` even in a month without nulls)."""
@@ -118,6 +121,19 @@ def arrow_schema(color: str) -> pa.Schema:
         {name: pd.Series([], dtype=PANDAS_DTYPES[kind]) for name, kind in COLUMNS[color]}
     )
     return pa.Table.from_pandas(empty, schema=fields, preserve_index=False).schema
+
+
+def with_source_version(schema: pa.Schema, version: str | None) -> pa.Schema:
+    """``schema`` with the source file's version (see ``source.version_from_headers``) in its metadata."""
+    if version is None:
+        return schema
+    return schema.with_metadata({**(schema.metadata or {}), SOURCE_VERSION_KEY: version.encode()})
+
+
+def source_version(schema: pa.Schema) -> str | None:
+    """The source file's version recorded in a lake file's schema, if any."""
+    value = (schema.metadata or {}).get(SOURCE_VERSION_KEY)
+    return value.decode() if value else None
 
 
 def check_header(header: list[str], color: str, source: str = "file") -> None:

@@ -1,6 +1,7 @@
 """Downloading one release file: streamed to disk, all or nothing, with clear errors."""
 from __future__ import annotations
 
+import hashlib
 import http.client
 import logging
 import os
@@ -9,12 +10,15 @@ import urllib.error
 import urllib.request
 import uuid
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20  # 1 MiB: memory stays flat whatever the file's size
 PROGRESS_EVERY_S = 5.0
+USER_AGENT = "dezoomcamp-prefect-etl"
 
 
 class SourceError(RuntimeError):
@@ -62,8 +66,54 @@ class _GzipCheck:
             raise SourceError(f"download of {self._url} failed: the gzip stream ends early (truncated file)")
 
 
+def version_from_headers(headers) -> str:
+    """What identifies one edition of a release file: a digest of its ``ETag``, size and date.
+
+    A file republished under the same name gets a new version, so a backfill reloads it.
+    A digest, so that it is safe to write anywhere (object metadata, SQL literals).
+    """
+    identity = "|".join(headers.get(name, "") for name in ("ETag", "Content-Length", "Last-Modified"))
+    return hashlib.sha256(identity.encode()).hexdigest()[:20]
+
+
+def version_path(dest: Path) -> Path:
+    """Where ``download`` records the version of the file it saved at ``dest``."""
+    return dest.with_name(dest.name + ".version")
+
+
+def downloaded_version(dest: Path) -> str | None:
+    """The version of the download at ``dest``, if it was recorded."""
+    try:
+        return version_path(dest).read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+@contextmanager
+def _explained(url: str, doing: str) -> Iterator[None]:
+    """Turn what urllib raises into a SourceError that says what failed (404: NotPublishedError)."""
+    try:
+        yield
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            raise NotPublishedError(
+                f"{Path(url).name} is not published at {url} (HTTP 404): check the colour, year and month"
+            ) from None
+        raise SourceError(f"{doing} {url} failed: the server answered HTTP {e.code} {e.reason}") from None
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
+        reason = getattr(e, "reason", None) or e
+        raise SourceError(f"{doing} {url} failed: {type(e).__name__}: {reason}") from None
+
+
+def remote_version(url: str, *, timeout: float = 30.0) -> str:
+    """The version of ``url`` as published now (a HEAD request; nothing is downloaded)."""
+    request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": USER_AGENT})
+    with _explained(url, "checking"), urllib.request.urlopen(request, timeout=timeout) as response:
+        return version_from_headers(response.headers)
+
+
 def download(url: str, dest: Path, *, timeout: float = 60.0, logger: logging.Logger | logging.LoggerAdapter = log) -> Path:
-    """Stream ``url`` to ``dest`` and return ``dest``.
+    """Stream ``url`` to ``dest`` and return ``dest``; record its version (``downloaded_version``).
 
     The body goes to a temporary file beside ``dest`` that is renamed only once
     every byte announced by ``Content-Length`` has arrived and the gzip stream is
@@ -71,10 +121,11 @@ def download(url: str, dest: Path, *, timeout: float = 60.0, logger: logging.Log
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
-    request = urllib.request.Request(url, headers={"User-Agent": "dezoomcamp-prefect-etl"})
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
         check = _GzipCheck(url)
-        with urllib.request.urlopen(request, timeout=timeout) as response, open(part, "wb") as out:
+        with _explained(url, "download of"), urllib.request.urlopen(request, timeout=timeout) as response, \
+                open(part, "wb") as out:
             expected = response.headers.get("Content-Length")
             total = int(expected) if expected and expected.isdigit() else None
             received = _copy_with_progress(response, out, url, total, logger, check)
@@ -82,15 +133,9 @@ def download(url: str, dest: Path, *, timeout: float = 60.0, logger: logging.Log
             raise SourceError(f"download of {url} failed: connection closed after {received:,} of {total:,} bytes")
         check.finish()
         os.replace(part, dest)
-    except urllib.error.HTTPError as e:
-        if e.code == 404:
-            raise NotPublishedError(
-                f"{Path(url).name} is not published at {url} (HTTP 404): check the colour, year and month"
-            ) from None
-        raise SourceError(f"download of {url} failed: the server answered HTTP {e.code} {e.reason}") from None
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
-        reason = getattr(e, "reason", None) or e
-        raise SourceError(f"download of {url} failed: {type(e).__name__}: {reason}") from None
+        # After the data: a stale version on new data only makes a backfill load the month again.
+        part.write_text(version_from_headers(response.headers))
+        os.replace(part, version_path(dest))
     finally:
         part.unlink(missing_ok=True)
     return dest

@@ -6,19 +6,27 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from nyctaxi.source import NotGzipError, NotPublishedError, SourceError, download
+from nyctaxi.source import (NotGzipError, NotPublishedError, SourceError, download, downloaded_version,
+                            remote_version)
 
 BODY = gzip.compress(os.urandom(1_000_000) + b"x" * 2_000_000)
 HTML = b"<!DOCTYPE html><html><body>rate limited</body></html>"
 
 
 class Handler(BaseHTTPRequestHandler):
-    def do_GET(self):
+    etag = '"edition-1"'
+
+    def do_HEAD(self):
+        self.do_GET(body=False)
+
+    def do_GET(self, body=True):
         if self.path.endswith("/ok.csv.gz"):
             self.send_response(200)
             self.send_header("Content-Length", str(len(BODY)))
+            self.send_header("ETag", Handler.etag)
             self.end_headers()
-            self.wfile.write(BODY)
+            if body:
+                self.wfile.write(BODY)
         elif self.path.endswith("/short.csv.gz"):  # announces more than it sends, then hangs up
             self.send_response(200)
             self.send_header("Content-Length", str(len(BODY)))
@@ -55,7 +63,26 @@ def leftovers(folder):
 def test_download_streams_the_whole_body(server, tmp_path):
     dest = download(f"{server}/yellow/ok.csv.gz", tmp_path / "d" / "ok.csv.gz")
     assert dest.read_bytes() == BODY
-    assert leftovers(tmp_path / "d") == ["ok.csv.gz"]
+    assert leftovers(tmp_path / "d") == ["ok.csv.gz", "ok.csv.gz.version"]
+
+
+def test_download_records_the_version_that_a_head_request_reports(server, tmp_path, monkeypatch):
+    url = f"{server}/yellow/ok.csv.gz"
+    dest = download(url, tmp_path / "ok.csv.gz")
+    assert downloaded_version(dest) == remote_version(url)
+    monkeypatch.setattr(Handler, "etag", '"edition-2"')  # the file is republished
+    assert remote_version(url) != downloaded_version(dest)
+    download(url, dest)
+    assert downloaded_version(dest) == remote_version(url)
+
+
+def test_version_of_a_file_never_downloaded_is_unknown(tmp_path):
+    assert downloaded_version(tmp_path / "absent.csv.gz") is None
+
+
+def test_head_of_an_unpublished_month_names_it(server):
+    with pytest.raises(NotPublishedError, match="yellow_tripdata_2021-08.csv.gz is not published"):
+        remote_version(f"{server}/yellow/yellow_tripdata_2021-08.csv.gz")
 
 
 def test_not_published(server, tmp_path):

@@ -1,0 +1,45 @@
+"""Deployment ``etl-month/backfill-month``: one month of a backfill, run by any agent on work queue `default`.
+
+    python deployments/backfill_deploy.py --load-limit 2    (once, against the shared Prefect API)
+    prefect agent start -q default                           (on every machine that should take months)
+    python flows/etl_backfill.py --runner agents --start 2019-01 --end 2021-07
+
+``--load-limit N`` sets the global concurrency limits ``postgres-loads`` and ``bigquery-loads``:
+at most N months load into each database at once, however many agents or Dask workers run.
+"""
+from __future__ import annotations
+
+import asyncio
+
+from common import apply_process_deployment, script_parser
+
+from etl_backfill import etl_month  # flows/ is on the path once common is imported
+from tasks import BIGQUERY_LOADS, POSTGRES_LOADS
+
+ENTRYPOINT = "etl_backfill.py:etl_month"
+
+
+async def set_load_limits(limit: int) -> None:
+    """Create or update the load limits, active, at ``limit`` slots each."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
+    from prefect.exceptions import ObjectNotFound
+
+    async with get_client() as client:
+        for name in (POSTGRES_LOADS, BIGQUERY_LOADS):
+            try:
+                await client.update_global_concurrency_limit(
+                    name, GlobalConcurrencyLimitUpdate(limit=limit, active=True))
+            except ObjectNotFound:
+                await client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=name, limit=limit, active=True))
+            print(f"concurrency limit {name!r}: {limit} at once")
+
+
+if __name__ == "__main__":
+    parser = script_parser(__doc__)
+    parser.add_argument("--load-limit", type=int, default=None,
+                        help="at most this many loads into PostgreSQL (and into BigQuery) at once")
+    args = apply_process_deployment("backfill-month", parser, flow=etl_month, entrypoint=ENTRYPOINT)
+    if args.load_limit is not None:
+        asyncio.run(set_load_limits(args.load_limit))

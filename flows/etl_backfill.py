@@ -1,0 +1,225 @@
+"""Backfill: a range of months of several colours into the lake, BigQuery and PostgreSQL, concurrently.
+
+    python flows/etl_backfill.py --start 2019-01 --end 2021-07 --colors yellow green
+    python flows/etl_backfill.py ... --runner agents    (one run of etl-month/backfill-month per month,
+                                                         spread over every agent on the work queue)
+    python flows/etl_backfill.py ... --dask-address tcp://scheduler:8786   (an existing Dask cluster)
+
+Months already loaded from the edition of the file published now are skipped (the
+destinations' own lineage says so), so running the same backfill again finishes one
+that was cut short, and never duplicates a month.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Literal
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.context import get_run_context
+from prefect.deployments import run_deployment
+from prefect.tasks import exponential_backoff
+from prefect_gcp.cloud_storage import GcsBucket
+
+from nyctaxi import bigquery, lake, postgres
+from nyctaxi.backfill import DESTINATIONS, Unit, check_destinations, months_between, plan
+from nyctaxi.dataset import TaxiMonth
+from nyctaxi.schema import table_name
+from nyctaxi.source import remote_version
+from tasks import (GCS_BLOCK, MAKE_GCP_BLOCKS, VERSION_METADATA, Cleaned, bigquery_client, bucket_key, clean, fetch,
+                   load_block, load_bq_from_gcs, load_postgres, postgres_connector, worth_retrying,
+                   write_gcs, write_local)
+
+MONTH_DEPLOYMENT = "etl-month/backfill-month"
+Runner = Literal["dask", "agents", "sequential"]
+
+
+def load_month_into(taxi: TaxiMonth, destinations: list[str], run: Callable = lambda step: step) -> dict[str, int]:
+    """The steps of one month, for the destinations asked; returns rows per destination.
+
+    ``run(step)`` is what gets called: the task itself inside a flow, or its plain
+    function (``step.fn``) inside one Dask task, where the month's files stay on one worker.
+    BigQuery loads the lake object with a load job, as ``etl_gcs_to_bq(load_job=True)`` does.
+    """
+    rows: dict[str, int] = {}
+    cleaned = None
+    if "lake" in destinations or "postgres" in destinations:
+        cleaned = run(clean)(run(fetch)(taxi.url()), taxi.color)
+    if "lake" in destinations:
+        path = run(write_local)(cleaned, taxi.color, taxi.dataset_file)
+        run(write_gcs)(path)
+        cleaned = Cleaned(path, cleaned.rows)  # Postgres then loads the lake file
+        rows["lake"] = cleaned.rows
+    if "bigquery" in destinations:
+        rows["bigquery"] = run(load_bq_from_gcs)(taxi.color, taxi.dataset_file, taxi.source_file)
+    if "postgres" in destinations:
+        rows["postgres"] = run(load_postgres)(cleaned, taxi.color, table_name(taxi.color), taxi.source_file)
+    return rows
+
+
+@flow(name="etl-month")
+def etl_month(year: int = 2021, month: int = 1, color: str = "yellow",
+              destinations: list[str] = list(DESTINATIONS)) -> dict[str, int]:
+    """One month of one colour into the destinations asked: one unit of a backfill."""
+    return load_month_into(TaxiMonth(color, year, month), check_destinations(destinations))
+
+
+@task(name="load-month", retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3),
+      retry_condition_fn=worth_retrying)
+def load_month(year: int, month: int, color: str, destinations: list[str]) -> dict[str, int]:
+    """One unit of a backfill as one task: all its steps on the Dask worker that runs it."""
+    return load_month_into(TaxiMonth(color, year, month), destinations, run=lambda step: step.fn)
+
+
+# --- what is loaded already ---------------------------------------------------------------
+
+def _lake_versions(taxis: list[TaxiMonth]) -> dict[TaxiMonth, str | None]:
+    gcs_block = load_block(GcsBucket, GCS_BLOCK, MAKE_GCP_BLOCKS)
+    by_key = {}
+    for color in {t.color for t in taxis}:
+        blobs = gcs_block.get_bucket().list_blobs(prefix=bucket_key(gcs_block, lake.object_prefix(color)))
+        by_key.update({b.name: (b.metadata or {}).get(VERSION_METADATA) for b in blobs})
+    return {t: by_key.get(bucket_key(gcs_block, lake.object_key(t.color, t.dataset_file))) for t in taxis}
+
+
+def _bigquery_versions(taxis: list[TaxiMonth]) -> dict[TaxiMonth, str | None]:
+    _, client = bigquery_client()
+    by_color = {color: bigquery.loaded_versions(client, color) for color in {t.color for t in taxis}}
+    return {t: by_color[t.color].get(t.source_file) for t in taxis}
+
+
+def _postgres_versions(taxis: list[TaxiMonth]) -> dict[TaxiMonth, str | None]:
+    with postgres_connector().get_connection(begin=False) as connection:
+        conn = connection.connection.dbapi_connection
+        by_color = {color: postgres.loaded_versions(conn, table_name(color)) for color in {t.color for t in taxis}}
+    return {t: by_color[t.color].get(t.source_file) for t in taxis}
+
+
+LOADED = {"lake": _lake_versions, "bigquery": _bigquery_versions, "postgres": _postgres_versions}
+
+
+@task(retries=2, retry_delay_seconds=5)
+def plan_backfill(start: str, end: str, colors: list[str], destinations: list[str]) -> list[Unit]:
+    """The (colour, month) units still to load, from the destinations' lineage and the source's versions."""
+    logger = get_run_logger()
+    taxis = months_between(start, end, colors)
+    with ThreadPoolExecutor(max_workers=8) as pool:  # HEAD requests: a second for 80 files, not a minute
+        published = dict(zip(taxis, pool.map(lambda t: remote_version(t.url()), taxis)))
+    loaded = {d: LOADED[d](taxis) for d in check_destinations(destinations)}
+    units = plan(taxis, destinations, published, loaded)
+    logger.info(f"{len(taxis)} months asked, {len(taxis) - len(units)} already loaded and unchanged, "
+                f"{len(units)} to run" + "".join(f"\n  {u.name}" for u in units))
+    return units
+
+
+# --- three ways to run the units ------------------------------------------------------------
+
+def _unit_parameters(unit: Unit) -> dict:
+    t = unit.taxi
+    return {"year": t.year, "month": t.month, "color": t.color, "destinations": list(unit.destinations)}
+
+
+def _unit_name(parameters: dict) -> str:
+    return Unit(TaxiMonth(parameters["color"], parameters["year"], parameters["month"]),
+                tuple(parameters["destinations"])).name
+
+
+@flow(name="etl-backfill-on-dask")
+def run_on_dask(units: list[dict]) -> dict[str, str]:
+    """Every unit (``etl_month``'s parameters) as one ``load-month`` task on the flow's task
+    runner, a DaskTaskRunner: as many months in flight as the cluster has worker threads."""
+    futures = {_unit_name(u): load_month.submit(**u) for u in units}
+    return {name: future.wait().type.value for name, future in futures.items()}
+
+
+def run_sequentially(units: list[Unit]) -> dict[str, str]:
+    """Every unit as an ``etl-month`` subflow, one after another (the course's parent flow's way)."""
+    return {u.name: etl_month(**_unit_parameters(u), return_state=True).type.value for u in units}
+
+
+def run_on_agents(units: list[Unit], deployment: str, poll_s: float = 5.0) -> dict[str, str]:
+    """Every unit as a run of ``deployment``, all created at once: every agent on its work
+    queue takes runs, so they spread over all machines serving the queue."""
+    logger = get_run_logger()
+    parent = get_run_context().flow_run.id
+    runs = {
+        u.name: run_deployment(deployment, parameters=_unit_parameters(u), timeout=0,
+                               flow_run_name=f"backfill {u.taxi.dataset_file}",
+                               # A retried backfill finds its runs instead of making new ones.
+                               idempotency_key=f"{parent}:{u.taxi.dataset_file}:{','.join(u.destinations)}").id
+        for u in units
+    }
+    logger.info(f"created {len(runs)} runs of {deployment}: waiting for the agents")
+    names = {run_id: name for name, run_id in runs.items()}
+    states: dict[str, str] = {}
+    with get_client(sync_client=True) as client:
+        while len(states) < len(runs):
+            time.sleep(poll_s)
+            flow_runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(names))))
+            finished = {names[r.id]: r.state.type.value for r in flow_runs if r.state and r.state.is_final()}
+            if len(finished) != len(states):
+                logger.info(f"{len(finished)} of {len(runs)} months finished")
+            states = finished
+    return states
+
+
+@flow(name="etl-backfill")
+def etl_backfill(start: str = "2019-01", end: str = "2021-07", colors: list[str] = ["yellow", "green"],
+                 destinations: list[str] = list(DESTINATIONS), runner: Runner = "dask",
+                 dask_address: str | None = None, dask_workers: int = 2, dask_memory_limit: str = "2GiB",
+                 deployment: str = MONTH_DEPLOYMENT) -> dict[str, str]:
+    """Load every (colour, month) from ``start`` to ``end`` that is not loaded yet; returns each unit's final state.
+
+    ``runner``: ``dask`` (a DaskTaskRunner: a local cluster of ``dask_workers`` processes,
+    one month at a time each, or the cluster at ``dask_address``), ``agents`` (runs of the
+    per-month ``deployment``, taken by every agent on its queue) or ``sequential``.
+    """
+    units = plan_backfill(start, end, colors, destinations)
+    if not units:
+        return {}
+    if runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        dask = (DaskTaskRunner(address=dask_address) if dask_address else DaskTaskRunner(
+            cluster_kwargs={"n_workers": dask_workers, "threads_per_worker": 1, "memory_limit": dask_memory_limit}))
+        states = run_on_dask.with_options(task_runner=dask)([_unit_parameters(u) for u in units])
+    elif runner == "agents":
+        states = run_on_agents(units, deployment)
+    else:
+        states = run_sequentially(units)
+    _report(states)
+    return states
+
+
+def _report(states: dict[str, str]) -> None:
+    table = "\n".join(f"| {name} | {state} |" for name, state in sorted(states.items()))
+    create_markdown_artifact(key="backfill", markdown=f"| unit | state |\n|---|---|\n{table}\n",
+                             description="the months this backfill ran")
+    failed = sorted(name for name, state in states.items() if state != "COMPLETED")
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(states)} months did not complete: {'; '.join(failed)}. "
+                           "Run the same backfill again to redo only those")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--start", default="2019-01", help="first month, YYYY-MM")
+    parser.add_argument("--end", default="2021-07", help="last month, YYYY-MM")
+    parser.add_argument("--colors", nargs="+", default=["yellow", "green"])
+    parser.add_argument("--destinations", nargs="+", default=list(DESTINATIONS), choices=DESTINATIONS)
+    parser.add_argument("--runner", default="dask", choices=["dask", "agents", "sequential"])
+    parser.add_argument("--dask-address", default=None, help="an existing Dask scheduler (default: a local cluster)")
+    parser.add_argument("--dask-workers", type=int, default=2, help="processes of the local Dask cluster")
+    parser.add_argument("--deployment", default=MONTH_DEPLOYMENT, help="the per-month deployment (--runner agents)")
+    args = parser.parse_args()
+    etl_backfill(start=args.start, end=args.end, colors=args.colors, destinations=args.destinations,
+                 runner=args.runner, dask_address=args.dask_address, dask_workers=args.dask_workers,
+                 deployment=args.deployment)
+
+
+if __name__ == "__main__":
+    main()
