@@ -61,11 +61,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--course-pg-repeat", type=int, default=1,
                         help="repetitions of the course's to_sql (about 100 s each; 0 leaves it out)")
+    parser.add_argument("--only", choices=["steps", "backfill"], default=None,
+                        help="only the single-month steps (1-4) or only the backfill (5)")
     args = parser.parse_args()
 
     import ctl
-    from generator import generate
-    from static_server import serve_directory
 
     work = Path(tempfile.mkdtemp(prefix="nyctaxi-bench-"))
     os.environ.update(STACK_DIR=str(work / "stack"), NYC_TLC_MIRROR_ROWS="full", NYC_TLC_DATA_DIR=str(work / "data"))
@@ -73,67 +73,150 @@ def main() -> None:
     try:
         env_file = ctl.up()
         os.environ.update(ctl.read_env(env_file))
-        src = generate("yellow", 2021, 1, "full", work / "release" / "yellow" / "yellow_tripdata_2021-01.csv.gz")
-        with serve_directory(work / "release") as base:
-            url = f"{base}/yellow/yellow_tripdata_2021-01.csv.gz"
-            out = work / "out.parquet"
-            # 1. csv.gz -> local parquet
-            for method, cmd in [("raw pyarrow", [*CASES, "lake_raw", f"src={src}", f"out={out}"]),
-                                ("course (pandas, gzip parquet)", [*CASES, "lake_course", f"url={url}", f"out={out}"]),
-                                ("project fetch -> clean -> write_local", [*CASES, "lake_project", f"url={url}", f"out={out}"])]:
-                rows.append(Row("csv.gz -> parquet (1.37 M rows)", method, *measure(cmd, args.repeat), args.repeat))
-        parquet = out
-        csv = work / "month.csv"
-        subprocess.run([*CASES, "to_csv", f"parquet={parquet}", f"csv={csv}"], check=True)
-
-        # 2. month -> PostgreSQL
-        from pg_cluster import bin_dir
-        pg_env = {**os.environ, "PGPASSWORD": Path(os.environ["POSTGRES_PASSWORD_FILE"]).read_text().strip()}
-        psql = [str(bin_dir() / "psql"), "-h", "127.0.0.1", "-p", os.environ["POSTGRES_PORT"], "-U",
-                os.environ["POSTGRES_USER"], "-d", os.environ["POSTGRES_DB"], "-q", "-c"]
-        subprocess.run([*psql, _plain_table_sql()], env=pg_env, check=True)
-        truncate = lambda: subprocess.run([*psql, "TRUNCATE bench_plain"], env=pg_env, check=True)  # noqa: E731
-        rows.append(Row("month -> Postgres (1.37 M rows)", "psql \\copy (limit)",
-                        *measure([*psql, f"\\copy bench_plain FROM '{csv}' WITH (FORMAT csv)"], args.repeat, pg_env,
-                                 before=truncate), args.repeat))
-        if args.course_pg_repeat:
-            rows.append(Row("month -> Postgres (1.37 M rows)", "course to_sql (every row)",
-                            *measure([*CASES, "pg_course", f"src={src}", "table=bench_course"], args.course_pg_repeat),
-                            args.course_pg_repeat))
-        rows.append(Row("month -> Postgres (1.37 M rows)", "project load_postgres (COPY)",
-                        *measure([*CASES, "pg_project", f"parquet={parquet}", "table=bench_project"], args.repeat),
-                        args.repeat))
-
-        # 3. month -> BigQuery (emulator)
-        from google.cloud import storage
-        key = "data/yellow/yellow_tripdata_2021-01.parquet"
-        storage.Client(project=os.environ["GOOGLE_CLOUD_PROJECT"]).bucket(os.environ["GCS_BUCKET"]).blob(key) \
-            .upload_from_filename(str(parquet))
-        uri = f"gs://{os.environ['GCS_BUCKET']}/{key}"
-        for method, case, repeat in [("gs:// load job (limit)", ["bq_load_job", f"uri={uri}"], args.repeat),
-                                     ("course to_gbq (whole DataFrame)", ["bq_course", f"parquet={parquet}",
-                                                                          "table=bench_course"], args.repeat),
-                                     ("project write_bq (pandas-gbq, staged)", ["bq_project", f"parquet={parquet}"],
-                                      args.repeat)]:
-            rows.append(Row("month -> BigQuery emulator (1.37 M rows)", method, *measure([*CASES, *case], repeat), repeat))
-
-        # 4. peak memory of whole flows, small and large month (served full-size by the stack's mirror,
-        #    which makes a month on first request: ask for them before measuring)
-        import urllib.request
-        for path in ("yellow/yellow_tripdata_2021-01.csv.gz", "yellow/yellow_tripdata_2019-03.csv.gz"):
-            urllib.request.urlopen(urllib.request.Request(f"{os.environ['NYC_TLC_BASE_URL']}/{path}", method="HEAD"),
-                                   timeout=600).close()
-        for script in ("etl_web_to_gcs.py", "etl_web_to_postgres.py"):
-            for year, month, label in (("2021", "1", "1.37 M"), ("2019", "3", "7.83 M")):
-                cmd = [PY, str(REPO / "flows" / script), "--year", year, "--month", month]
-                rows.append(Row(f"flow process, {label} rows", script.removesuffix(".py"),
-                                *measure(cmd, args.repeat), args.repeat))
+        if args.only != "backfill":
+            rows += single_month_steps(args, work)
+        if args.only != "steps":
+            rows += backfill_modes(work)
     finally:
         ctl.down()
         shutil.rmtree(work, ignore_errors=True)
 
     _ratios(rows)
     report(rows)
+
+
+def single_month_steps(args: argparse.Namespace, work: Path) -> list[Row]:
+    """1-4: one month through each step, the course's way, the project's, the machine's limit."""
+    from generator import generate
+    from static_server import serve_directory
+
+    rows: list[Row] = []
+    src = generate("yellow", 2021, 1, "full", work / "release" / "yellow" / "yellow_tripdata_2021-01.csv.gz")
+    with serve_directory(work / "release") as base:
+        url = f"{base}/yellow/yellow_tripdata_2021-01.csv.gz"
+        out = work / "out.parquet"
+        # 1. csv.gz -> local parquet
+        for method, cmd in [("raw pyarrow", [*CASES, "lake_raw", f"src={src}", f"out={out}"]),
+                            ("course (pandas, gzip parquet)", [*CASES, "lake_course", f"url={url}", f"out={out}"]),
+                            ("project fetch -> clean -> write_local", [*CASES, "lake_project", f"url={url}", f"out={out}"])]:
+            rows.append(Row("csv.gz -> parquet (1.37 M rows)", method, *measure(cmd, args.repeat), args.repeat))
+    parquet = out
+    csv = work / "month.csv"
+    subprocess.run([*CASES, "to_csv", f"parquet={parquet}", f"csv={csv}"], check=True)
+
+    # 2. month -> PostgreSQL
+    from pg_cluster import bin_dir
+    pg_env = {**os.environ, "PGPASSWORD": Path(os.environ["POSTGRES_PASSWORD_FILE"]).read_text().strip()}
+    psql = [str(bin_dir() / "psql"), "-h", "127.0.0.1", "-p", os.environ["POSTGRES_PORT"], "-U",
+            os.environ["POSTGRES_USER"], "-d", os.environ["POSTGRES_DB"], "-q", "-c"]
+    subprocess.run([*psql, _plain_table_sql()], env=pg_env, check=True)
+    truncate = lambda: subprocess.run([*psql, "TRUNCATE bench_plain"], env=pg_env, check=True)  # noqa: E731
+    rows.append(Row("month -> Postgres (1.37 M rows)", "psql \\copy (limit)",
+                    *measure([*psql, f"\\copy bench_plain FROM '{csv}' WITH (FORMAT csv)"], args.repeat, pg_env,
+                             before=truncate), args.repeat))
+    if args.course_pg_repeat:
+        rows.append(Row("month -> Postgres (1.37 M rows)", "course to_sql (every row)",
+                        *measure([*CASES, "pg_course", f"src={src}", "table=bench_course"], args.course_pg_repeat),
+                        args.course_pg_repeat))
+    rows.append(Row("month -> Postgres (1.37 M rows)", "project load_postgres (COPY)",
+                    *measure([*CASES, "pg_project", f"parquet={parquet}", "table=bench_project"], args.repeat),
+                    args.repeat))
+
+    # 3. month -> BigQuery (emulator)
+    from google.cloud import storage
+    key = "data/yellow/yellow_tripdata_2021-01.parquet"
+    storage.Client(project=os.environ["GOOGLE_CLOUD_PROJECT"]).bucket(os.environ["GCS_BUCKET"]).blob(key) \
+        .upload_from_filename(str(parquet))
+    uri = f"gs://{os.environ['GCS_BUCKET']}/{key}"
+    for method, case, repeat in [("gs:// load job (limit)", ["bq_load_job", f"uri={uri}"], args.repeat),
+                                 ("course to_gbq (whole DataFrame)", ["bq_course", f"parquet={parquet}",
+                                                                      "table=bench_course"], args.repeat),
+                                 ("project write_bq (pandas-gbq, staged)", ["bq_project", f"parquet={parquet}"],
+                                  args.repeat)]:
+        rows.append(Row("month -> BigQuery emulator (1.37 M rows)", method, *measure([*CASES, *case], repeat), repeat))
+
+    # 4. peak memory of whole flows, small and large month (served full-size by the stack's mirror,
+    #    which makes a month on first request: ask for them before measuring)
+    import urllib.request
+    for path in ("yellow/yellow_tripdata_2021-01.csv.gz", "yellow/yellow_tripdata_2019-03.csv.gz"):
+        urllib.request.urlopen(urllib.request.Request(f"{os.environ['NYC_TLC_BASE_URL']}/{path}", method="HEAD"),
+                               timeout=600).close()
+    for script in ("etl_web_to_gcs.py", "etl_web_to_postgres.py"):
+        for year, month, label in (("2021", "1", "1.37 M"), ("2019", "3", "7.83 M")):
+            cmd = [PY, str(REPO / "flows" / script), "--year", year, "--month", month]
+            rows.append(Row(f"flow process, {label} rows", script.removesuffix(".py"),
+                            *measure(cmd, args.repeat), args.repeat))
+    return rows
+
+
+BACKFILL_MONTHS = ("2019-01", "2019-12")  # green 2019: 12 full-size months, about 6.6 M rows
+
+
+def backfill_modes(work: Path) -> list[Row]:
+    """5: twelve full-size months into the lake and PostgreSQL, one after another, on a local
+    Dask cluster of two workers, and through two agents; peak RSS of the largest process."""
+    import urllib.request
+
+    from nyctaxi.backfill import months_between
+
+    taxis = months_between(*BACKFILL_MONTHS, ["green"])
+    for taxi in taxis:  # the mirror makes each month on first request: not part of the measure
+        urllib.request.urlopen(urllib.request.Request(taxi.url(), method="HEAD"), timeout=900).close()
+    step = f"backfill, 12 months (green {BACKFILL_MONTHS[0]}..{BACKFILL_MONTHS[1]}) -> lake + Postgres"
+    cmd = [PY, str(REPO / "flows" / "etl_backfill.py"), "--start", BACKFILL_MONTHS[0], "--end", BACKFILL_MONTHS[1],
+           "--colors", "green", "--destinations", "lake", "postgres"]
+    rows = [Row(step, "course's way: sequential subflows", *measure([*cmd, "--runner", "sequential"], 1,
+                                                                     before=_forget_backfill), 1),
+            Row(step, "Dask, 2 workers", *measure([*cmd, "--runner", "dask", "--dask-workers", "2"], 1,
+                                                  before=_forget_backfill), 1)]
+    subprocess.run([PY, str(REPO / "deployments" / "backfill_deploy.py"), "--data-dir", str(work / "data"),
+                    "--load-limit", "2"], check=True, stdout=subprocess.DEVNULL)
+    agents = [_start_agent(work / f"agent-{i}") for i in range(2)]
+    try:
+        seconds, peak = measure([*cmd, "--runner", "agents"], 1, before=_forget_backfill)
+    finally:
+        peaks = [_stop_agent(*agent) for agent in agents]
+    rows.append(Row(step, "2 agents (run_deployment)", seconds, max(peak, *peaks), 1))
+    return rows
+
+
+def _forget_backfill() -> None:
+    """Empty the destinations of the backfill's months, so that every mode loads all of them."""
+    import psycopg2
+    from google.cloud import storage
+
+    bucket = storage.Client(project=os.environ["GOOGLE_CLOUD_PROJECT"]).bucket(os.environ["GCS_BUCKET"])
+    for blob in bucket.list_blobs(prefix="data/green/"):
+        blob.delete()
+    with psycopg2.connect(host="127.0.0.1", port=int(os.environ["POSTGRES_PORT"]), user=os.environ["POSTGRES_USER"],
+                          password=Path(os.environ["POSTGRES_PASSWORD_FILE"]).read_text().strip(),
+                          dbname=os.environ["POSTGRES_DB"]) as conn, conn.cursor() as cur:
+        cur.execute("DROP TABLE IF EXISTS green_tripdata; DROP TABLE IF EXISTS nyc_tlc_loads")
+
+
+def _start_agent(folder: Path) -> tuple[subprocess.Popen, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PREFECT_AGENT_QUERY_INTERVAL": "1", "PREFECT_AGENT_PREFETCH_SECONDS": "5"}
+    rss = folder / "rss"
+    with open(folder / "agent.log", "wb") as log:
+        process = subprocess.Popen([PY, str(REPO / "bench" / "launch.py"), str(rss), str(Path(PY).parent / "prefect"),
+                                    "agent", "start", "-q", "default", "--limit", "1"], env=env, stdout=log,
+                                   stderr=subprocess.STDOUT)
+    return process, rss
+
+
+def _stop_agent(process: subprocess.Popen, rss: Path) -> float:
+    """Stop an agent (it may want a second SIGTERM); return its tree's peak RSS in MB."""
+    import signal
+
+    for _ in range(3):
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    return int(rss.read_text()) / 1024 if rss.exists() else float("nan")
 
 
 def _plain_table_sql() -> str:

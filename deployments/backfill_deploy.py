@@ -13,10 +13,10 @@ import asyncio
 
 from common import apply_process_deployment, script_parser
 
-from etl_backfill import etl_month  # flows/ is on the path once common is imported
+from etl_month import etl_month  # flows/ is on the path once common is imported
 from tasks import BIGQUERY_LOADS, POSTGRES_LOADS
 
-ENTRYPOINT = "etl_backfill.py:etl_month"
+ENTRYPOINT = "etl_month.py:etl_month"
 
 
 async def set_load_limits(limit: int) -> None:

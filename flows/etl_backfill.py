@@ -12,9 +12,10 @@ that was cut short, and never duplicates a month.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Literal
+from typing import Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -22,57 +23,18 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.context import get_run_context
 from prefect.deployments import run_deployment
-from prefect.tasks import exponential_backoff
 from prefect_gcp.cloud_storage import GcsBucket
 
+from etl_month import etl_month, load_month
 from nyctaxi import bigquery, lake, postgres
 from nyctaxi.backfill import DESTINATIONS, Unit, check_destinations, months_between, plan
 from nyctaxi.dataset import TaxiMonth
 from nyctaxi.schema import table_name
 from nyctaxi.source import remote_version
-from tasks import (GCS_BLOCK, MAKE_GCP_BLOCKS, VERSION_METADATA, Cleaned, bigquery_client, bucket_key, clean, fetch,
-                   load_block, load_bq_from_gcs, load_postgres, postgres_connector, worth_retrying,
-                   write_gcs, write_local)
+from tasks import GCS_BLOCK, MAKE_GCP_BLOCKS, VERSION_METADATA, bigquery_client, bucket_key, load_block, postgres_connector
 
 MONTH_DEPLOYMENT = "etl-month/backfill-month"
 Runner = Literal["dask", "agents", "sequential"]
-
-
-def load_month_into(taxi: TaxiMonth, destinations: list[str], run: Callable = lambda step: step) -> dict[str, int]:
-    """The steps of one month, for the destinations asked; returns rows per destination.
-
-    ``run(step)`` is what gets called: the task itself inside a flow, or its plain
-    function (``step.fn``) inside one Dask task, where the month's files stay on one worker.
-    BigQuery loads the lake object with a load job, as ``etl_gcs_to_bq(load_job=True)`` does.
-    """
-    rows: dict[str, int] = {}
-    cleaned = None
-    if "lake" in destinations or "postgres" in destinations:
-        cleaned = run(clean)(run(fetch)(taxi.url()), taxi.color)
-    if "lake" in destinations:
-        path = run(write_local)(cleaned, taxi.color, taxi.dataset_file)
-        run(write_gcs)(path)
-        cleaned = Cleaned(path, cleaned.rows)  # Postgres then loads the lake file
-        rows["lake"] = cleaned.rows
-    if "bigquery" in destinations:
-        rows["bigquery"] = run(load_bq_from_gcs)(taxi.color, taxi.dataset_file, taxi.source_file)
-    if "postgres" in destinations:
-        rows["postgres"] = run(load_postgres)(cleaned, taxi.color, table_name(taxi.color), taxi.source_file)
-    return rows
-
-
-@flow(name="etl-month")
-def etl_month(year: int = 2021, month: int = 1, color: str = "yellow",
-              destinations: list[str] = list(DESTINATIONS)) -> dict[str, int]:
-    """One month of one colour into the destinations asked: one unit of a backfill."""
-    return load_month_into(TaxiMonth(color, year, month), check_destinations(destinations))
-
-
-@task(name="load-month", retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3),
-      retry_condition_fn=worth_retrying)
-def load_month(year: int, month: int, color: str, destinations: list[str]) -> dict[str, int]:
-    """One unit of a backfill as one task: all its steps on the Dask worker that runs it."""
-    return load_month_into(TaxiMonth(color, year, month), destinations, run=lambda step: step.fn)
 
 
 # --- what is loaded already ---------------------------------------------------------------
@@ -182,6 +144,8 @@ def etl_backfill(start: str = "2019-01", end: str = "2021-07", colors: list[str]
     if not units:
         return {}
     if runner == "dask":
+        # Dask logs every connection at INFO; its workers read this too (set before dask is imported).
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
         from prefect_dask import DaskTaskRunner
 
         dask = (DaskTaskRunner(address=dask_address) if dask_address else DaskTaskRunner(

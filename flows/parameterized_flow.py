@@ -1,23 +1,36 @@
-"""The course's parent flow: several months of one colour, one subflow each."""
+"""The course's parent flow: several months of one colour, one subflow each (or all at once)."""
 from __future__ import annotations
 
 from prefect import flow
 
 import cli
+from etl_month import load_month
 from etl_web_to_gcs import etl_web_to_gcs
 from nyctaxi.dataset import taxi_months
 
 
 @flow(name="etl-parent-flow")
-def etl_parent_flow(months: list[int] = [1, 2], year: int = 2021, color: str = "yellow") -> list[str]:
-    """Run ``etl_web_to_gcs`` for each month (every month is checked before the first runs)."""
+def etl_parent_flow(months: list[int] = [1, 2], year: int = 2021, color: str = "yellow",
+                    concurrent: bool = False) -> list[str]:
+    """Run ``etl_web_to_gcs`` for each month (every month is checked before the first runs);
+    return the ``gs://`` URIs.
+
+    ``concurrent=True`` runs the months at the same time instead, each as one ``load-month``
+    task (the same steps) on the flow's thread pool: the downloads, conversions and uploads
+    of different months overlap.
+    """
     taxi_months(months, year, color)
-    return [etl_web_to_gcs(year, month, color) for month in months]
+    if not concurrent:
+        return [etl_web_to_gcs(year, month, color) for month in months]
+    futures = [load_month.submit(year, month, color, ["lake"]) for month in months]
+    return [future.result()["lake"] for future in futures]
 
 
 def main() -> None:
-    args = cli.parser(__doc__, months=[1, 2]).parse_args()
-    etl_parent_flow(months=args.months, year=args.year, color=args.color)
+    parser = cli.parser(__doc__, months=[1, 2])
+    parser.add_argument("--concurrent", action="store_true", help="run the months at the same time")
+    args = parser.parse_args()
+    etl_parent_flow(months=args.months, year=args.year, color=args.color, concurrent=args.concurrent)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import socket
+import threading
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Iterator
 
 from prefect import get_run_logger, task
 from prefect.concurrency.sync import concurrency
@@ -32,6 +35,8 @@ UPLOAD_TIMEOUT_S = 600
 # including inside one Dask task of a backfill.
 POSTGRES_LOADS = "postgres-loads"
 BIGQUERY_LOADS = "bigquery-loads"
+LOAD_SLOT_TIMEOUT_S = 3600
+SLOT_WAIT_WARNING_S = 120
 VERSION_METADATA = "source_version"
 
 
@@ -149,6 +154,27 @@ def write_gcs(path: Path) -> str:
     return f"gs://{gcs_block.bucket}/{uploaded}"
 
 
+@contextmanager
+def load_slot(limit: str) -> Iterator[None]:
+    """Hold a slot of the global concurrency limit ``limit`` (no wait while it is inactive)."""
+    # Prefect 2 does not take back the slot of a process killed while loading: say so while waiting.
+    advice = (f"If no load is running, a killed run kept its slot: `prefect gcl update {limit} --active-slots 0`")
+    logger = get_run_logger()
+    warn = threading.Timer(SLOT_WAIT_WARNING_S, lambda: logger.warning(
+        f"waiting {SLOT_WAIT_WARNING_S} s for a slot of the concurrency limit {limit!r} (`prefect gcl inspect "
+        f"{limit}`). {advice}"))
+    with ExitStack() as stack:
+        warn.start()
+        try:
+            stack.enter_context(concurrency(limit, timeout_seconds=LOAD_SLOT_TIMEOUT_S))
+        except TimeoutError:
+            raise RuntimeError(f"no slot of the concurrency limit {limit!r} came free in {LOAD_SLOT_TIMEOUT_S} s. "
+                               f"{advice}") from None
+        finally:
+            warn.cancel()
+        yield
+
+
 def postgres_connector() -> SqlAlchemyConnector:
     return load_block(SqlAlchemyConnector, POSTGRES_BLOCK, "python blocks/make_postgres_block.py --help")
 
@@ -156,7 +182,7 @@ def postgres_connector() -> SqlAlchemyConnector:
 @task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3), tags=["postgres"])
 def load_postgres(cleaned: Cleaned, color: str, table: str, source_file: str) -> int:
     """COPY the cleaned month into ``table``, replacing that month's rows; return the rows loaded."""
-    with postgres_connector().get_connection(begin=False) as connection, concurrency(POSTGRES_LOADS):
+    with postgres_connector().get_connection(begin=False) as connection, load_slot(POSTGRES_LOADS):
         # COPY needs the driver's own connection; replace_month commits on it.
         loaded = postgres.replace_month(connection.connection.dbapi_connection, table, color, cleaned.path,
                                         source_file, logger=get_run_logger())
@@ -216,7 +242,7 @@ def write_bq(path: Path, color: str, source_file: str) -> int:
     logger = get_run_logger()
     creds_block, client = bigquery_client()
     credentials = creds_block.get_credentials_from_service_account()
-    with concurrency(BIGQUERY_LOADS):
+    with load_slot(BIGQUERY_LOADS):
         rows = bigquery.load_month(
             client, color, source_file,
             lambda staging_id: bigquery.stage_with_pandas_gbq(path, staging_id, project=client.project,
@@ -237,7 +263,7 @@ def load_bq_from_gcs(color: str, dataset_file: str, source_file: str) -> int:
     blob = gcs_block.get_bucket().get_blob(key)
     version = (blob.metadata or {}).get(VERSION_METADATA) if blob else None
     _, client = bigquery_client()
-    with concurrency(BIGQUERY_LOADS):
+    with load_slot(BIGQUERY_LOADS):
         return bigquery.load_month(
             client, color, source_file,
             lambda staging_id: bigquery.stage_with_load_job(client, uri, staging_id, color),

@@ -93,24 +93,43 @@ def wait_final(run_id: UUID, timeout_s: float = 240):
 
 
 
-@contextmanager
-def running_agent(log: Path, **env: str) -> Iterator[Path]:
-    """`prefect agent start -q default`, polling every second; stopped by PID afterwards."""
+def start_agent(log: Path, *args: str, **env: str) -> subprocess.Popen:
+    """`prefect agent start -q default [args]`, polling every second, in a process group of its own
+    (the flow runs it starts join that group)."""
     full_env = {**os.environ, "PREFECT_AGENT_QUERY_INTERVAL": "1", "PREFECT_AGENT_PREFETCH_SECONDS": "5", **env}
     with open(log, "wb") as out:
-        process = subprocess.Popen([str(BIN / "prefect"), "agent", "start", "-q", "default"], env=full_env,
-                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen([str(BIN / "prefect"), "agent", "start", "-q", "default", *args], env=full_env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+@contextmanager
+def running_agent(log: Path, *args: str, **env: str) -> Iterator[Path]:
+    """An agent (``start_agent``) for the ``with`` block, stopped by PID afterwards with its flow runs."""
+    process = start_agent(log, *args, **env)
     try:
         yield log
     finally:
-        for sig in (signal.SIGTERM, signal.SIGTERM, signal.SIGKILL):  # the agent may want a second signal
-            if process.poll() is not None:
-                break
+        stop_group(process)
+
+
+def stop_group(process: subprocess.Popen, signals=(signal.SIGTERM, signal.SIGTERM, signal.SIGKILL)) -> None:
+    """Signal ``process``'s process group until it ends (an agent may want a second SIGTERM)."""
+    for sig in signals:
+        if process.poll() is not None:
+            break
+        try:
             os.killpg(process.pid, sig)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def submitted_runs(agent_log: Path) -> set[str]:
+    """The flow runs an agent started (its own log says so)."""
+    return set(re.findall(r"Completed submission of flow run '([0-9a-f-]{36})'", agent_log.read_text()))
 
 
 def bq_client():

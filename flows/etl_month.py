@@ -1,0 +1,69 @@
+"""One month of one colour into the lake, BigQuery and PostgreSQL: the unit of work of a backfill.
+
+    python flows/etl_month.py --year 2021 --month 1 --color yellow --destinations lake postgres
+
+The same steps run as the ``etl-month`` flow (the per-month deployment a backfill spreads
+over agents) or as one ``load-month`` task (on a Dask worker, or in a thread of the
+parent flow run concurrently).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from prefect import flow, task
+from prefect.tasks import exponential_backoff
+
+import cli
+from nyctaxi.backfill import DESTINATIONS, check_destinations
+from nyctaxi.dataset import TaxiMonth
+from nyctaxi.schema import table_name
+from tasks import Cleaned, clean, fetch, load_bq_from_gcs, load_postgres, worth_retrying, write_gcs, write_local
+
+
+def load_month_into(taxi: TaxiMonth, destinations: list[str],
+                    run: Callable = lambda step: step) -> dict[str, str | int]:
+    """The steps of one month, for the destinations asked; returns what each destination
+    got: the lake its object's ``gs://`` URI, the databases the month's rows.
+
+    ``run(step)`` is what gets called: the task itself inside a flow, or its plain
+    function (``step.fn``) inside one Dask task, where the month's files stay on one worker.
+    BigQuery loads the lake object with a load job, as ``etl_gcs_to_bq(load_job=True)`` does.
+    """
+    got: dict[str, str | int] = {}
+    cleaned = None
+    if "lake" in destinations or "postgres" in destinations:
+        cleaned = run(clean)(run(fetch)(taxi.url()), taxi.color)
+    if "lake" in destinations:
+        path = run(write_local)(cleaned, taxi.color, taxi.dataset_file)
+        got["lake"] = run(write_gcs)(path)
+        cleaned = Cleaned(path, cleaned.rows)  # Postgres then loads the lake file
+    if "bigquery" in destinations:
+        got["bigquery"] = run(load_bq_from_gcs)(taxi.color, taxi.dataset_file, taxi.source_file)
+    if "postgres" in destinations:
+        got["postgres"] = run(load_postgres)(cleaned, taxi.color, table_name(taxi.color), taxi.source_file)
+    return got
+
+
+@flow(name="etl-month")
+def etl_month(year: int = 2021, month: int = 1, color: str = "yellow",
+              destinations: list[str] = list(DESTINATIONS)) -> dict[str, str | int]:
+    """One month of one colour into the destinations asked: one unit of a backfill."""
+    return load_month_into(TaxiMonth(color, year, month), check_destinations(destinations))
+
+
+@task(name="load-month", retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3),
+      retry_condition_fn=worth_retrying)
+def load_month(year: int, month: int, color: str, destinations: list[str]) -> dict[str, str | int]:
+    """One month as one task: all its steps in the worker (thread, Dask worker) that runs it."""
+    return load_month_into(TaxiMonth(color, year, month), destinations, run=lambda step: step.fn)
+
+
+def main() -> None:
+    parser = cli.parser(__doc__)
+    parser.add_argument("--destinations", nargs="+", default=list(DESTINATIONS), choices=DESTINATIONS)
+    args = parser.parse_args()
+    etl_month(year=args.year, month=args.month, color=args.color, destinations=args.destinations)
+
+
+if __name__ == "__main__":
+    main()
