@@ -61,8 +61,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--course-pg-repeat", type=int, default=1,
                         help="repetitions of the course's to_sql (about 100 s each; 0 leaves it out)")
-    parser.add_argument("--only", choices=["steps", "backfill"], default=None,
-                        help="only the single-month steps (1-4) or only the backfill (5)")
+    parser.add_argument("--only", choices=["steps", "scale"], default=None,
+                        help="only the single-month steps (1-4), or only the parent flow and the backfill (5, 6)")
     args = parser.parse_args()
 
     import ctl
@@ -76,6 +76,7 @@ def main() -> None:
         if args.only != "backfill":
             rows += single_month_steps(args, work)
         if args.only != "steps":
+            rows += parent_flow_modes(work)
             rows += backfill_modes(work)
     finally:
         ctl.down()
@@ -135,12 +136,8 @@ def single_month_steps(args: argparse.Namespace, work: Path) -> list[Row]:
                                   args.repeat)]:
         rows.append(Row("month -> BigQuery emulator (1.37 M rows)", method, *measure([*CASES, *case], repeat), repeat))
 
-    # 4. peak memory of whole flows, small and large month (served full-size by the stack's mirror,
-    #    which makes a month on first request: ask for them before measuring)
-    import urllib.request
-    for path in ("yellow/yellow_tripdata_2021-01.csv.gz", "yellow/yellow_tripdata_2019-03.csv.gz"):
-        urllib.request.urlopen(urllib.request.Request(f"{os.environ['NYC_TLC_BASE_URL']}/{path}", method="HEAD"),
-                               timeout=600).close()
+    # 4. peak memory of whole flows, small and large month (served full-size by the stack's mirror)
+    _ask_mirror(["yellow/yellow_tripdata_2021-01.csv.gz", "yellow/yellow_tripdata_2019-03.csv.gz"])
     for script in ("etl_web_to_gcs.py", "etl_web_to_postgres.py"):
         for year, month, label in (("2021", "1", "1.37 M"), ("2019", "3", "7.83 M")):
             cmd = [PY, str(REPO / "flows" / script), "--year", year, "--month", month]
@@ -149,19 +146,46 @@ def single_month_steps(args: argparse.Namespace, work: Path) -> list[Row]:
     return rows
 
 
+PARENT_MONTHS = [str(m) for m in range(1, 13)]  # green 2020: 12 small months (88 k to 450 k rows)
+
+
+def parent_flow_modes(work: Path) -> list[Row]:
+    """5: etl_parent_flow over 12 small months, subflows one after another vs all at once, and what
+    each subflow costs on top of the plain functions doing the same work."""
+    _ask_mirror([f"green/green_tripdata_2020-{int(m):02}.csv.gz" for m in PARENT_MONTHS])
+    step = "etl_parent_flow, 12 small months (green 2020) -> lake"
+    cmd = [PY, str(REPO / "flows" / "parameterized_flow.py"), "--year", "2020", "--color", "green",
+           "--months", *PARENT_MONTHS]
+    fresh = lambda: shutil.rmtree(work / "data" / "raw", ignore_errors=True)  # noqa: E731 - no cached downloads
+    plain = Row(step, "plain functions, one after another (no Prefect)",
+                *measure([*CASES, "lake_months", "color=green", "year=2020", f"months={','.join(PARENT_MONTHS)}",
+                          f"out={work / 'plain'}"], 3, before=fresh), 3)
+    sequential = Row(step, "course's way: a subflow per month", *measure(cmd, 3, before=fresh), 3)
+    concurrent = Row(step, "concurrent=True: load-month tasks at once", *measure([*cmd, "--concurrent"], 3,
+                                                                                   before=fresh), 3)
+    overhead = Row(step, "Prefect's cost per subflow (course's way - plain) / 12",
+                   (sequential.seconds - plain.seconds) / len(PARENT_MONTHS), float("nan"), 3)
+    return [plain, sequential, concurrent, overhead]
+
+
+def _ask_mirror(paths: list[str]) -> None:
+    """The mirror makes a month on first request: ask for them before measuring."""
+    import urllib.request
+
+    for path in paths:
+        urllib.request.urlopen(urllib.request.Request(f"{os.environ['NYC_TLC_BASE_URL']}/{path}", method="HEAD"),
+                               timeout=900).close()
+
+
 BACKFILL_MONTHS = ("2019-01", "2019-12")  # green 2019: 12 full-size months, about 6.6 M rows
 
 
 def backfill_modes(work: Path) -> list[Row]:
-    """5: twelve full-size months into the lake and PostgreSQL, one after another, on a local
+    """6: twelve full-size months into the lake and PostgreSQL, one after another, on a local
     Dask cluster of two workers, and through two agents; peak RSS of the largest process."""
-    import urllib.request
-
     from nyctaxi.backfill import months_between
 
-    taxis = months_between(*BACKFILL_MONTHS, ["green"])
-    for taxi in taxis:  # the mirror makes each month on first request: not part of the measure
-        urllib.request.urlopen(urllib.request.Request(taxi.url(), method="HEAD"), timeout=900).close()
+    _ask_mirror([f"green/{taxi.source_file}" for taxi in months_between(*BACKFILL_MONTHS, ["green"])])
     step = f"backfill, 12 months (green {BACKFILL_MONTHS[0]}..{BACKFILL_MONTHS[1]}) -> lake + Postgres"
     cmd = [PY, str(REPO / "flows" / "etl_backfill.py"), "--start", BACKFILL_MONTHS[0], "--end", BACKFILL_MONTHS[1],
            "--colors", "green", "--destinations", "lake", "postgres"]
@@ -246,8 +270,9 @@ def report(rows: list[Row]) -> None:
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         fmt = lambda v: "" if v is None else f"{v:.2f}"  # noqa: E731
+        rss = "" if r.peak_rss_mb != r.peak_rss_mb else f"{r.peak_rss_mb:.0f}"  # NaN: not a process
         lines.append(f"| {r.step} | {r.method} | {r.seconds:.2f} | {fmt(r.vs_limit)} | {fmt(r.vs_course)} | "
-                     f"{r.peak_rss_mb:.0f} | {r.runs} |")
+                     f"{rss} | {r.runs} |")
     table = "\n".join(lines)
     print(table)
     results = REPO / "bench" / "results"

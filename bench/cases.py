@@ -26,7 +26,7 @@ def lake_course(url: str, out: str, **_) -> None:
     df.to_parquet(out, compression="gzip")
 
 
-def lake_project(url: str, out: str, **_) -> None:
+def lake_project(url: str, out: str, color: str = "yellow", **_) -> None:
     """The plain functions behind fetch -> clean -> write_local."""
     from nyctaxi import lake
     from nyctaxi.convert import csv_gz_to_parquet
@@ -34,8 +34,24 @@ def lake_project(url: str, out: str, **_) -> None:
 
     raw = download(url, Path(out).with_suffix(".csv.gz"))
     staged = lake.staging_path("bench", Path(out).parent)
-    csv_gz_to_parquet(raw, staged, "yellow")
+    csv_gz_to_parquet(raw, staged, color)
     lake.publish(staged, Path(out))
+
+
+def lake_months(color: str, year: str, months: str, out: str, **_) -> None:
+    """lake_project and the upload for several months one after another: the parent flow's work
+    without Prefect."""
+    from google.cloud import storage
+
+    from nyctaxi import lake
+    from nyctaxi.dataset import TaxiMonth
+
+    bucket = storage.Client(project=os.environ["GOOGLE_CLOUD_PROJECT"]).bucket(os.environ["GCS_BUCKET"])
+    for month in months.split(","):
+        taxi = TaxiMonth(color, int(year), int(month))
+        path = Path(out) / f"{taxi.dataset_file}.parquet"
+        lake_project(taxi.url(), str(path), color)
+        bucket.blob(lake.object_key(color, taxi.dataset_file)).upload_from_filename(str(path))
 
 
 def lake_raw(src: str, out: str, **_) -> None:

@@ -10,9 +10,7 @@ import urllib.error
 import urllib.request
 import uuid
 import zlib
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 log = logging.getLogger(__name__)
 
@@ -89,27 +87,28 @@ def downloaded_version(dest: Path) -> str | None:
         return None
 
 
-@contextmanager
-def _explained(url: str, doing: str) -> Iterator[None]:
-    """Turn what urllib raises into a SourceError that says what failed (404: NotPublishedError)."""
-    try:
-        yield
-    except urllib.error.HTTPError as e:
+def _explained(url: str, doing: str, e: Exception) -> SourceError:
+    """What urllib raised as a SourceError that says what failed (404: NotPublishedError)."""
+    if isinstance(e, urllib.error.HTTPError):
         if e.code == 404:
-            raise NotPublishedError(
-                f"{Path(url).name} is not published at {url} (HTTP 404): check the colour, year and month"
-            ) from None
-        raise SourceError(f"{doing} {url} failed: the server answered HTTP {e.code} {e.reason}") from None
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as e:
-        reason = getattr(e, "reason", None) or e
-        raise SourceError(f"{doing} {url} failed: {type(e).__name__}: {reason}") from None
+            return NotPublishedError(
+                f"{Path(url).name} is not published at {url} (HTTP 404): check the colour, year and month")
+        return SourceError(f"{doing} {url} failed: the server answered HTTP {e.code} {e.reason}")
+    reason = getattr(e, "reason", None) or e
+    return SourceError(f"{doing} {url} failed: {type(e).__name__}: {reason}")
+
+
+_NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, OSError)
 
 
 def remote_version(url: str, *, timeout: float = 30.0) -> str:
     """The version of ``url`` as published now (a HEAD request; nothing is downloaded)."""
     request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": USER_AGENT})
-    with _explained(url, "checking"), urllib.request.urlopen(request, timeout=timeout) as response:
-        return version_from_headers(response.headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return version_from_headers(response.headers)
+    except _NETWORK_ERRORS as e:
+        raise _explained(url, "checking", e) from None
 
 
 def download(url: str, dest: Path, *, timeout: float = 60.0, logger: logging.Logger | logging.LoggerAdapter = log) -> Path:
@@ -124,8 +123,7 @@ def download(url: str, dest: Path, *, timeout: float = 60.0, logger: logging.Log
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
         check = _GzipCheck(url)
-        with _explained(url, "download of"), urllib.request.urlopen(request, timeout=timeout) as response, \
-                open(part, "wb") as out:
+        with urllib.request.urlopen(request, timeout=timeout) as response, open(part, "wb") as out:
             expected = response.headers.get("Content-Length")
             total = int(expected) if expected and expected.isdigit() else None
             received = _copy_with_progress(response, out, url, total, logger, check)
@@ -136,6 +134,8 @@ def download(url: str, dest: Path, *, timeout: float = 60.0, logger: logging.Log
         # After the data: a stale version on new data only makes a backfill load the month again.
         part.write_text(version_from_headers(response.headers))
         os.replace(part, version_path(dest))
+    except _NETWORK_ERRORS as e:
+        raise _explained(url, "download of", e) from None
     finally:
         part.unlink(missing_ok=True)
     return dest
