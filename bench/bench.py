@@ -73,7 +73,7 @@ def main() -> None:
     try:
         env_file = ctl.up()
         os.environ.update(ctl.read_env(env_file))
-        if args.only != "backfill":
+        if args.only != "scale":
             rows += single_month_steps(args, work)
         if args.only != "steps":
             rows += parent_flow_modes(work)
