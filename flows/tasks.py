@@ -11,11 +11,12 @@ from prefect.context import TaskRunContext
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 from prefect.tasks import exponential_backoff
 from prefect.utilities.hashing import hash_objects
-from prefect_gcp import GcpCredentials
-from prefect_gcp.cloud_storage import GcsBucket
-from prefect_sqlalchemy import SqlAlchemyConnector
 
-from nyctaxi import bigquery, lake, postgres
+# prefect_gcp, prefect_sqlalchemy and nyctaxi.bigquery are imported inside the tasks that
+# use them: importing prefect_gcp loads all of it (Cloud Storage, BigQuery, pandas-gbq, Vertex AI,
+# Cloud Run: about 33 MB over prefect, pyarrow and pandas), which the Postgres flow never needs
+# and the GCS flow needs only for its upload, after the conversion has given its memory back.
+from nyctaxi import lake, postgres
 from nyctaxi.convert import SourceDataError, csv_gz_to_parquet, fill_missing, passenger_counts
 from nyctaxi.dataset import TaxiMonth
 from nyctaxi.schema import SchemaError, kinds
@@ -37,6 +38,12 @@ def load_block(block_type, name: str, how_to_make: str):
             raise
         raise RuntimeError(f"no {block_type.__name__} block named {name!r} on this Prefect server: "
                            f"create it with `{how_to_make}`") from None
+
+
+def _gcs_bucket():
+    from prefect_gcp.cloud_storage import GcsBucket
+
+    return load_block(GcsBucket, GCS_BLOCK, MAKE_GCP_BLOCKS)
 
 
 def cache_key_while_downloaded(context: TaskRunContext, parameters: dict) -> str | None:
@@ -123,7 +130,7 @@ def write_local(cleaned: Cleaned, color: str, dataset_file: str) -> Path:
 @task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=3))
 def write_gcs(path: Path) -> str:
     """Upload the local parquet file to the ``zoom-gcs`` bucket; return its ``gs://`` URI."""
-    gcs_block = load_block(GcsBucket, GCS_BLOCK, MAKE_GCP_BLOCKS)
+    gcs_block = _gcs_bucket()
     # The lake path ends in {color}/{dataset_file}.parquet wherever the data root is.
     key = lake.object_key(path.parent.name, path.stem)
     uploaded = gcs_block.upload_from_path(from_path=path, to_path=key, timeout=UPLOAD_TIMEOUT_S)
@@ -133,6 +140,8 @@ def write_gcs(path: Path) -> str:
 @task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3))
 def load_postgres(cleaned: Cleaned, color: str, table: str, source_file: str) -> int:
     """COPY the cleaned month into ``table``, replacing that month's rows; return the rows loaded."""
+    from prefect_sqlalchemy import SqlAlchemyConnector
+
     connector = load_block(SqlAlchemyConnector, POSTGRES_BLOCK, "python blocks/make_postgres_block.py --help")
     with connector.get_connection(begin=False) as connection:
         # COPY needs the driver's own connection; replace_month commits on it.
@@ -146,7 +155,7 @@ def load_postgres(cleaned: Cleaned, color: str, table: str, source_file: str) ->
 def extract_from_gcs(color: str, year: int, month: int) -> Path:
     """Download the month's parquet from the ``zoom-gcs`` bucket to a local (staging) file."""
     dataset_file = TaxiMonth(color, year, month).dataset_file
-    gcs_block = load_block(GcsBucket, GCS_BLOCK, MAKE_GCP_BLOCKS)
+    gcs_block = _gcs_bucket()
     key = lake.object_key(color, dataset_file)
     if not gcs_block.get_bucket().blob(key).exists():
         raise FileNotFoundError(f"gs://{gcs_block.bucket}/{key} does not exist: "
@@ -182,6 +191,8 @@ def transform(path: Path, color: str, fill_passenger_count: int | None = None) -
 
 
 def _bigquery_client():
+    from prefect_gcp import GcpCredentials
+
     creds_block = load_block(GcpCredentials, CREDS_BLOCK, MAKE_GCP_BLOCKS)
     return creds_block, creds_block.get_bigquery_client()
 
@@ -190,6 +201,8 @@ def _bigquery_client():
 def write_bq(path: Path, color: str, source_file: str) -> int:
     """Write the month to BigQuery with pandas-gbq (credentials and project of ``zoom-gcp-creds``),
     replacing that month's rows; return the month's rows in the table."""
+    from nyctaxi import bigquery
+
     logger = get_run_logger()
     creds_block, client = _bigquery_client()
     credentials = creds_block.get_credentials_from_service_account()
@@ -207,7 +220,9 @@ def write_bq(path: Path, color: str, source_file: str) -> int:
 def load_bq_from_gcs(color: str, dataset_file: str, source_file: str) -> int:
     """Load the month's lake object into BigQuery with a load job (no data through this machine),
     replacing that month's rows; return the month's rows in the table."""
-    gcs_block = load_block(GcsBucket, GCS_BLOCK, MAKE_GCP_BLOCKS)
+    from nyctaxi import bigquery
+
+    gcs_block = _gcs_bucket()
     key = "/".join(part for part in (gcs_block.bucket_folder.strip("/"), lake.object_key(color, dataset_file)) if part)
     uri = f"gs://{gcs_block.bucket}/{key}"
     _, client = _bigquery_client()
