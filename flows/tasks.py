@@ -4,7 +4,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from prefect import get_run_logger, task
 from prefect.context import TaskRunContext
@@ -27,6 +27,10 @@ CREDS_BLOCK = "zoom-gcp-creds"
 POSTGRES_BLOCK = "postgres-connector"
 MAKE_GCP_BLOCKS = "python blocks/make_gcp_blocks.py --help"
 UPLOAD_TIMEOUT_S = 600
+# Upload chunk of the lake file (GCS wants a multiple of 256 KiB). google-cloud-storage sends a
+# file over 8 MiB in resumable chunks of 100 MiB by default, each read whole into memory: that
+# added about 200 MB to the flow's peak for a 7.8 M-row month (220 MB of parquet).
+UPLOAD_CHUNK_BYTES = 8 << 20
 
 
 def load_block(block_type, name: str, how_to_make: str):
@@ -133,7 +137,12 @@ def write_gcs(path: Path) -> str:
     gcs_block = _gcs_bucket()
     # The lake path ends in {color}/{dataset_file}.parquet wherever the data root is.
     key = lake.object_key(path.parent.name, path.stem)
-    uploaded = gcs_block.upload_from_path(from_path=path, to_path=key, timeout=UPLOAD_TIMEOUT_S)
+    # What gcs_block.upload_from_path does (the key under the block's bucket_folder), with a
+    # blob of bounded chunk size, which upload_from_path has no argument for.
+    uploaded = str(PurePosixPath(gcs_block.bucket_folder) / key)
+    get_run_logger().info(f"Uploading from {path!r} to the bucket {gcs_block.bucket!r} path {uploaded!r}.")
+    blob = gcs_block.get_bucket().blob(uploaded, chunk_size=UPLOAD_CHUNK_BYTES)
+    blob.upload_from_filename(str(path), timeout=UPLOAD_TIMEOUT_S)
     return f"gs://{gcs_block.bucket}/{uploaded}"
 
 
