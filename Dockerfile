@@ -8,5 +8,8 @@ RUN pip install -r docker-requirements.txt --no-cache-dir
 COPY flows /opt/prefect/flows
 # Explicit, because Prefect may run the flows from a copy of /opt/prefect/flows.
 ENV NYC_TLC_DATA_DIR=/opt/prefect/data
+# Arrow's allocator gives freed memory back at once (see flows/nyctaxi/__init__.py); set here
+# because Prefect imports pyarrow before the flow's code runs.
+ENV MIMALLOC_PURGE_DELAY=0 MIMALLOC_ARENA_EAGER_COMMIT=0
 RUN mkdir -p /opt/prefect/data && chmod a+rwx /opt/prefect/data
 WORKDIR /opt/prefect

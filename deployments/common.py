@@ -39,7 +39,9 @@ def apply_process_deployment(name: str, parser: argparse.ArgumentParser,
     deployment = Deployment.build_from_flow(
         flow=flow,
         name=name,
-        infrastructure=Process(env={"NYC_TLC_DATA_DIR": str(args.data_dir.resolve())}),
+        # mimalloc settings as in flows/nyctaxi/__init__.py: Prefect imports pyarrow before the flow does.
+        infrastructure=Process(env={"NYC_TLC_DATA_DIR": str(args.data_dir.resolve()),
+                                    "MIMALLOC_PURGE_DELAY": "0", "MIMALLOC_ARENA_EAGER_COMMIT": "0"}),
         work_queue_name=WORK_QUEUE,
         path=str(FLOWS),
         entrypoint=entrypoint,

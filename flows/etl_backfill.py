@@ -23,7 +23,6 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.context import get_run_context
 from prefect.deployments import run_deployment
-from prefect_gcp.cloud_storage import GcsBucket
 
 from etl_month import etl_month, load_month
 from nyctaxi import bigquery, lake, postgres
@@ -31,7 +30,7 @@ from nyctaxi.backfill import DESTINATIONS, Unit, check_destinations, months_betw
 from nyctaxi.dataset import TaxiMonth
 from nyctaxi.schema import table_name
 from nyctaxi.source import remote_version
-from tasks import GCS_BLOCK, MAKE_GCP_BLOCKS, VERSION_METADATA, bigquery_client, bucket_key, load_block, postgres_connector
+from tasks import VERSION_METADATA, bigquery_client, bucket_key, gcs_bucket, postgres_connector
 
 MONTH_DEPLOYMENT = "etl-month/backfill-month"
 Runner = Literal["dask", "agents", "sequential"]
@@ -40,7 +39,7 @@ Runner = Literal["dask", "agents", "sequential"]
 # --- what is loaded already ---------------------------------------------------------------
 
 def _lake_versions(taxis: list[TaxiMonth]) -> dict[TaxiMonth, str | None]:
-    gcs_block = load_block(GcsBucket, GCS_BLOCK, MAKE_GCP_BLOCKS)
+    gcs_block = gcs_bucket()
     by_key = {}
     for color in {t.color for t in taxis}:
         blobs = gcs_block.get_bucket().list_blobs(prefix=bucket_key(gcs_block, lake.object_prefix(color)))

@@ -27,7 +27,11 @@ from .schema import SchemaError, arrow_schema, check_header, columns, kinds, wit
 log = logging.getLogger(__name__)
 
 ROW_GROUP_ROWS = 128 * 1024
-READ_BLOCK_BYTES = 1 << 20
+# The CSV reader's block. Its background thread reads ahead up to 32 blocks (not configurable)
+# while the cast and the parquet writer catch up: the reader alone held 43 MB of Arrow memory
+# with 1 MiB blocks, 11 MB with 256 KiB blocks, and the conversion peaked 40-60 MB lower, for
+# about 5% more CPU.
+READ_BLOCK_BYTES = 1 << 18
 PARQUET_COMPRESSION = "snappy"
 PROGRESS_EVERY_S = 5.0
 
