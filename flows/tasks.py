@@ -24,7 +24,7 @@ from nyctaxi import lake, postgres
 from nyctaxi.convert import SourceDataError, csv_gz_to_parquet, fill_missing, passenger_counts
 from nyctaxi.dataset import TaxiMonth
 from nyctaxi.schema import SchemaError, kinds
-from nyctaxi.source import NotGzipError, NotPublishedError, download, downloaded_version
+from nyctaxi.source import NotGzipError, NotPublishedError, discard, download, downloaded_version
 
 GCS_BLOCK = "zoom-gcs"
 CREDS_BLOCK = "zoom-gcp-creds"
@@ -127,7 +127,7 @@ def clean(path: Path, color: str) -> Cleaned:
         report = csv_gz_to_parquet(path, staged, color, source_version=downloaded_version(path), logger=logger)
     except (SourceDataError, SchemaError):
         # The download itself is bad: drop it so that the next attempt fetches again.
-        path.unlink(missing_ok=True)
+        discard(path)
         raise
     logger.info(f"first rows:\n{report.head}")
     logger.info("columns: " + ", ".join(f"{name}: {dtype}" for name, dtype in report.dtypes.items()))

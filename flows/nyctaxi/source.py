@@ -101,6 +101,12 @@ def _explained(url: str, doing: str, e: Exception) -> SourceError:
 _NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, OSError)
 
 
+def discard(dest: Path) -> None:
+    """Remove a download and its recorded version (a bad file: the next attempt fetches again)."""
+    dest.unlink(missing_ok=True)
+    version_path(dest).unlink(missing_ok=True)
+
+
 def remote_version(url: str, *, timeout: float = 30.0) -> str:
     """The version of ``url`` as published now (a HEAD request; nothing is downloaded)."""
     request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": USER_AGENT})

@@ -92,8 +92,8 @@ wheels() {
   local constraints=$state/constraints.txt requirements=$state/image-requirements.txt
   "$python" -m pip freeze --all 2>/dev/null | grep -E '^[A-Za-z0-9_.-]+==' >"$constraints"
   { echo "prefect==2.20.26"; cat "$repo/docker-requirements.txt"; grep -i '^pip==' "$constraints"; } >"$requirements"
-  local key; key=$(cat "$constraints" "$requirements" | sha256sum | cut -c1-16)
-  wheelhouse=$cache/wheels-$key
+  wheel_key=$(cat "$constraints" "$requirements" | sha256sum | cut -c1-16)
+  wheelhouse=$cache/wheels-$wheel_key
   [[ -f $wheelhouse/.complete ]] && return
   rm -rf "$wheelhouse"; mkdir -p "$wheelhouse"
   log "building the wheelhouse (about 40 s)"
@@ -114,14 +114,18 @@ base_image() {
   printf '[global]\nno-index = true\nfind-links = /wheels\ndisable-pip-version-check = true\n' >"$ctx/pip.conf"
   cp "$here/entrypoint.sh" "$here/base.Containerfile" "$ctx/"
   log "building $base_tag"
-  podman build --pull=never --network host -t "$base_tag" -f "$ctx/base.Containerfile" "$ctx" \
+  podman build --pull=never --network host --label "nyctaxi.wheels=$wheel_key" -t "$base_tag" \
+    -f "$ctx/base.Containerfile" "$ctx" \
     >"$state/base-build.log" 2>&1 || { tail -30 "$state/base-build.log" >&2; exit 1; }
   rm -rf "$ctx"
 }
 
 image() {
   local tag=${1:-dezoomcamp/prefect:zoom}
-  podman image exists "$base_tag" || base_image
+  # The stand-in base image holds the wheels of docker-requirements.txt: rebuilt when they change.
+  wheels
+  local have; have=$(podman image inspect --format '{{ index .Labels "nyctaxi.wheels" }}' "$base_tag" 2>/dev/null || true)
+  [[ $have == "$wheel_key" ]] || base_image
   log "building $tag from $repo/Dockerfile"
   # .dockerignore keeps keys, .venv, data/ and .stack/ out of the context.
   podman build --pull=never --network host -t "$tag" -f "$repo/Dockerfile" "$repo" \
