@@ -11,9 +11,7 @@ import csv
 import gzip
 import io
 import logging
-import queue
 import re
-import threading
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -126,8 +124,7 @@ def csv_gz_to_parquet(
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
     try:
-        with pq.ParquetWriter(dest, target, compression=PARQUET_COMPRESSION) as parquet, \
-                _WriterThread(parquet) as writer:
+        with pq.ParquetWriter(dest, target, compression=PARQUET_COMPRESSION) as writer:
             while True:
                 try:
                     raw = reader.read_next_batch()
@@ -157,44 +154,6 @@ def csv_gz_to_parquet(
         dest.unlink(missing_ok=True)
         raise
     return report
-
-
-class _WriterThread:
-    """Writes row groups in a thread of its own while the next ones are parsed: reading the CSV
-    and encoding parquet each take about half the time, and both release the GIL. At most one
-    row group waits in between, so memory stays bounded."""
-
-    def __init__(self, writer: pq.ParquetWriter) -> None:
-        self._writer = writer
-        self._queue: queue.Queue = queue.Queue(maxsize=1)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="parquet-writer", daemon=True)
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            if self._error is None:  # after an error, only drain what is still queued
-                try:
-                    self._writer.write_table(*item[:1], row_group_size=item[1])
-                except BaseException as e:  # noqa: BLE001 - handed to the reading thread
-                    self._error = e
-
-    def write_table(self, table: pa.Table, row_group_size: int) -> None:
-        self._raise_error()
-        self._queue.put((table, row_group_size))
-
-    def _raise_error(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-    def __enter__(self) -> "_WriterThread":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._queue.put(None)
-        self._thread.join()
-        if exc[0] is None:
-            self._raise_error()
 
 
 def _open_reader(src: Path, header: list[str], color: str) -> pacsv.CSVStreamingReader:
