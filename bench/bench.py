@@ -61,8 +61,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--course-pg-repeat", type=int, default=1,
                         help="repetitions of the course's to_sql (about 100 s each; 0 leaves it out)")
-    parser.add_argument("--only", choices=["steps", "scale"], default=None,
-                        help="only the single-month steps (1-4), or only the parent flow and the backfill (5, 6)")
+    parser.add_argument("--only", choices=["steps", "parent", "backfill"], default=None,
+                        help="only the single-month steps (1-4), the parent flow (5) or the backfill (6)")
     args = parser.parse_args()
 
     import ctl
@@ -73,17 +73,30 @@ def main() -> None:
     try:
         env_file = ctl.up()
         os.environ.update(ctl.read_env(env_file))
-        if args.only != "scale":
+        if args.only in (None, "steps"):
             rows += single_month_steps(args, work)
-        if args.only != "steps":
+        if args.only in (None, "parent"):
             rows += parent_flow_modes(work)
+        if args.only in (None, "backfill"):
             rows += backfill_modes(work)
     finally:
         ctl.down()
         shutil.rmtree(work, ignore_errors=True)
 
     _ratios(rows)
-    report(rows)
+    report(_with_earlier(rows) if args.only else rows)
+
+
+def _with_earlier(rows: list[Row]) -> list[Row]:
+    """The sections this run did not measure, kept from the last table (``--only``)."""
+    latest = REPO / "bench" / "results" / "latest.json"
+    if not latest.exists():
+        return rows
+    fresh = {r.step for r in rows}
+    earlier = [Row(**r) for r in json.loads(latest.read_text())["rows"] if r["step"] not in fresh]
+    order = ["csv.gz", "month ->", "flow process", "etl_parent_flow", "backfill"]
+    rank = lambda r: next((i for i, prefix in enumerate(order) if r.step.startswith(prefix)), len(order))  # noqa: E731
+    return sorted(earlier + rows, key=rank)
 
 
 def single_month_steps(args: argparse.Namespace, work: Path) -> list[Row]:
@@ -182,7 +195,9 @@ def _ask_mirror(paths: list[str]) -> None:
                                timeout=900).close()
 
 
-BACKFILL_MONTHS = ("2019-01", "2019-12")  # green 2019: 12 full-size months, about 6.6 M rows
+# yellow 2020: 12 full-size months, about 24 M rows; big enough that a month's work outweighs the
+# few seconds each agent-run month spends starting a Python process with Prefect.
+BACKFILL_COLOR, BACKFILL_MONTHS = "yellow", ("2020-01", "2020-12")
 
 
 def backfill_modes(work: Path) -> list[Row]:
@@ -190,10 +205,11 @@ def backfill_modes(work: Path) -> list[Row]:
     Dask cluster of two workers, and through two agents; peak RSS of the largest process."""
     from nyctaxi.backfill import months_between
 
-    _ask_mirror([f"green/{taxi.source_file}" for taxi in months_between(*BACKFILL_MONTHS, ["green"])])
-    step = f"backfill, 12 months (green {BACKFILL_MONTHS[0]}..{BACKFILL_MONTHS[1]}) -> lake + Postgres"
+    taxis = months_between(*BACKFILL_MONTHS, [BACKFILL_COLOR])
+    _ask_mirror([f"{BACKFILL_COLOR}/{taxi.source_file}" for taxi in taxis])
+    step = f"backfill, 12 months ({BACKFILL_COLOR} {BACKFILL_MONTHS[0]}..{BACKFILL_MONTHS[1]}) -> lake + Postgres"
     cmd = [PY, str(REPO / "flows" / "etl_backfill.py"), "--start", BACKFILL_MONTHS[0], "--end", BACKFILL_MONTHS[1],
-           "--colors", "green", "--destinations", "lake", "postgres"]
+           "--colors", BACKFILL_COLOR, "--destinations", "lake", "postgres"]
     rows = [Row(step, "course's way: sequential subflows", *measure([*cmd, "--runner", "sequential"], 1,
                                                                      before=_forget_backfill), 1),
             Row(step, "Dask, 2 workers", *measure([*cmd, "--runner", "dask", "--dask-workers", "2"], 1,
@@ -215,12 +231,12 @@ def _forget_backfill() -> None:
     from google.cloud import storage
 
     bucket = storage.Client(project=os.environ["GOOGLE_CLOUD_PROJECT"]).bucket(os.environ["GCS_BUCKET"])
-    for blob in bucket.list_blobs(prefix="data/green/"):
+    for blob in bucket.list_blobs(prefix=f"data/{BACKFILL_COLOR}/"):
         blob.delete()
     with psycopg2.connect(host="127.0.0.1", port=int(os.environ["POSTGRES_PORT"]), user=os.environ["POSTGRES_USER"],
                           password=Path(os.environ["POSTGRES_PASSWORD_FILE"]).read_text().strip(),
                           dbname=os.environ["POSTGRES_DB"]) as conn, conn.cursor() as cur:
-        cur.execute("DROP TABLE IF EXISTS green_tripdata; DROP TABLE IF EXISTS nyc_tlc_loads")
+        cur.execute(f"DROP TABLE IF EXISTS {BACKFILL_COLOR}_tripdata; DROP TABLE IF EXISTS nyc_tlc_loads")
 
 
 def _start_agent(folder: Path) -> tuple[subprocess.Popen, Path]:

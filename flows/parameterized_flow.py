@@ -1,6 +1,8 @@
 """The course's parent flow: several months of one colour, one subflow each (or all at once)."""
 from __future__ import annotations
 
+import os
+
 from prefect import flow
 
 import cli
@@ -16,13 +18,19 @@ def etl_parent_flow(months: list[int] = [1, 2], year: int = 2021, color: str = "
     return the ``gs://`` URIs.
 
     ``concurrent=True`` runs the months at the same time instead, each as one ``load-month``
-    task (the same steps) on the flow's thread pool: the downloads, conversions and uploads
-    of different months overlap.
+    task (the same steps) on the flow's thread pool, as many at once as this machine has
+    cores (each month's memory is bounded, so the flow's is too): the downloads,
+    conversions and uploads of different months overlap.
     """
     taxi_months(months, year, color)
     if not concurrent:
         return [etl_web_to_gcs(year, month, color) for month in months]
-    futures = [load_month.submit(year, month, color, ["lake"]) for month in months]
+    in_flight = os.cpu_count() or 1
+    futures = []
+    for i, month in enumerate(months):
+        if i >= in_flight:
+            futures[i - in_flight].wait()  # a month finishes before the next starts
+        futures.append(load_month.submit(year, month, color, ["lake"]))
     return [future.result()["lake"] for future in futures]
 
 
