@@ -153,7 +153,7 @@ def single_month_steps(args: argparse.Namespace, work: Path) -> list[Row]:
     _ask_mirror(["yellow/yellow_tripdata_2021-01.csv.gz", "yellow/yellow_tripdata_2019-03.csv.gz"])
     #    A first run downloads; a second finds fetch's cached result, and Prefect then loads every
     #    installed collection (prefect-gcp, prefect-dask, ...) to read it: measured apart.
-    fresh = lambda: shutil.rmtree(work / "data" / "raw", ignore_errors=True)  # noqa: E731
+    fresh = lambda: _forget_downloads(work)  # noqa: E731
     for script in ("etl_web_to_gcs.py", "etl_web_to_postgres.py"):
         for year, month, label, cached in (("2021", "1", "1.37 M", False), ("2019", "3", "7.83 M", False),
                                            ("2019", "3", "7.83 M", True)):
@@ -174,7 +174,7 @@ def parent_flow_modes(work: Path) -> list[Row]:
     step = "etl_parent_flow, 12 small months (green 2020) -> lake"
     cmd = [PY, str(REPO / "flows" / "parameterized_flow.py"), "--year", "2020", "--color", "green",
            "--months", *PARENT_MONTHS]
-    fresh = lambda: shutil.rmtree(work / "data" / "raw", ignore_errors=True)  # noqa: E731 - no cached downloads
+    fresh = lambda: _forget_downloads(work)  # noqa: E731
     plain = Row(step, "plain functions, one after another (no Prefect)",
                 *measure([*CASES, "lake_months", "color=green", "year=2020", f"months={','.join(PARENT_MONTHS)}",
                           f"out={work / 'plain'}"], 3, before=fresh), 3)
@@ -184,6 +184,11 @@ def parent_flow_modes(work: Path) -> list[Row]:
     overhead = Row(step, "Prefect's cost per subflow (course's way - plain) / 12",
                    (sequential.seconds - plain.seconds) / len(PARENT_MONTHS), float("nan"), 3)
     return [plain, sequential, concurrent, overhead]
+
+
+def _forget_downloads(work: Path) -> None:
+    """Remove the downloads, so that the next run fetches (no cached result of fetch)."""
+    shutil.rmtree(work / "data" / "raw", ignore_errors=True)
 
 
 def _ask_mirror(paths: list[str]) -> None:

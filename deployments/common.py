@@ -15,6 +15,7 @@ ENTRYPOINT = "parameterized_flow.py:etl_parent_flow"
 WORK_QUEUE = "default"
 
 sys.path.insert(0, str(FLOWS))
+from nyctaxi import ARROW_ALLOCATOR_ENV  # noqa: E402
 from parameterized_flow import etl_parent_flow  # noqa: E402
 
 
@@ -39,9 +40,9 @@ def apply_process_deployment(name: str, parser: argparse.ArgumentParser,
     deployment = Deployment.build_from_flow(
         flow=flow,
         name=name,
-        # mimalloc settings as in flows/nyctaxi/__init__.py: Prefect imports pyarrow before the flow does.
-        infrastructure=Process(env={"NYC_TLC_DATA_DIR": str(args.data_dir.resolve()),
-                                    "MIMALLOC_PURGE_DELAY": "0", "MIMALLOC_ARENA_EAGER_COMMIT": "0"}),
+        # The allocator settings of flows/nyctaxi/__init__.py, given to the process: Prefect imports
+        # pyarrow before the flow's code runs.
+        infrastructure=Process(env={"NYC_TLC_DATA_DIR": str(args.data_dir.resolve()), **ARROW_ALLOCATOR_ENV}),
         work_queue_name=WORK_QUEUE,
         path=str(FLOWS),
         entrypoint=entrypoint,

@@ -15,7 +15,7 @@ import argparse
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal
+from typing import Literal, get_args
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -84,16 +84,11 @@ def _unit_parameters(unit: Unit) -> dict:
     return {"year": t.year, "month": t.month, "color": t.color, "destinations": list(unit.destinations)}
 
 
-def _unit_name(parameters: dict) -> str:
-    return Unit(TaxiMonth(parameters["color"], parameters["year"], parameters["month"]),
-                tuple(parameters["destinations"])).name
-
-
 @flow(name="etl-backfill-on-dask")
-def run_on_dask(units: list[dict]) -> dict[str, str]:
-    """Every unit (``etl_month``'s parameters) as one ``load-month`` task on the flow's task
-    runner, a DaskTaskRunner: as many months in flight as the cluster has worker threads."""
-    futures = {_unit_name(u): load_month.submit(**u) for u in units}
+def run_on_dask(units: dict[str, dict]) -> dict[str, str]:
+    """Every unit (its name: ``etl_month``'s parameters) as one ``load-month`` task on the flow's
+    task runner, a DaskTaskRunner: as many months in flight as the cluster has worker threads."""
+    futures = {name: load_month.submit(**parameters) for name, parameters in units.items()}
     return {name: future.wait().type.value for name, future in futures.items()}
 
 
@@ -149,7 +144,7 @@ def etl_backfill(start: str = "2019-01", end: str = "2021-07", colors: list[str]
 
         dask = (DaskTaskRunner(address=dask_address) if dask_address else DaskTaskRunner(
             cluster_kwargs={"n_workers": dask_workers, "threads_per_worker": 1, "memory_limit": dask_memory_limit}))
-        states = run_on_dask.with_options(task_runner=dask)([_unit_parameters(u) for u in units])
+        states = run_on_dask.with_options(task_runner=dask)({u.name: _unit_parameters(u) for u in units})
     elif runner == "agents":
         states = run_on_agents(units, deployment)
     else:
@@ -174,7 +169,7 @@ def main() -> None:
     parser.add_argument("--end", default="2021-07", help="last month, YYYY-MM")
     parser.add_argument("--colors", nargs="+", default=["yellow", "green"])
     parser.add_argument("--destinations", nargs="+", default=list(DESTINATIONS), choices=DESTINATIONS)
-    parser.add_argument("--runner", default="dask", choices=["dask", "agents", "sequential"])
+    parser.add_argument("--runner", default="dask", choices=get_args(Runner))
     parser.add_argument("--dask-address", default=None, help="an existing Dask scheduler (default: a local cluster)")
     parser.add_argument("--dask-workers", type=int, default=2, help="processes of the local Dask cluster")
     parser.add_argument("--deployment", default=MONTH_DEPLOYMENT, help="the per-month deployment (--runner agents)")

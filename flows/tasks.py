@@ -214,8 +214,9 @@ def extract_from_gcs(color: str, year: int, month: int) -> Path:
     dataset_file = TaxiMonth(color, year, month).dataset_file
     gcs_block = gcs_bucket()
     key = lake.object_key(color, dataset_file)
-    if not gcs_block.get_bucket().blob(bucket_key(gcs_block, key)).exists():
-        raise FileNotFoundError(f"gs://{gcs_block.bucket}/{bucket_key(gcs_block, key)} does not exist: "
+    name = bucket_key(gcs_block, key)  # download_object_to_path adds the bucket_folder itself
+    if not gcs_block.get_bucket().blob(name).exists():
+        raise FileNotFoundError(f"gs://{gcs_block.bucket}/{name} does not exist: "
                                 f"run etl_web_to_gcs(year={year}, month={month}, color={color!r}) first")
     path = lake.staging_path(dataset_file)  # its folder exists: no doubled data/data path
     try:

@@ -17,5 +17,6 @@ import os
 # about 50 MB lower, for about 10% more CPU. mimalloc reads them when pyarrow is loaded, so they
 # must be set before the process first imports pyarrow, as here for the flow scripts (Prefect
 # does not import it); the process's own environment wins.
-os.environ.setdefault("MIMALLOC_PURGE_DELAY", "0")
-os.environ.setdefault("MIMALLOC_ARENA_EAGER_COMMIT", "0")
+ARROW_ALLOCATOR_ENV = {"MIMALLOC_PURGE_DELAY": "0", "MIMALLOC_ARENA_EAGER_COMMIT": "0"}
+for _name, _value in ARROW_ALLOCATOR_ENV.items():
+    os.environ.setdefault(_name, _value)

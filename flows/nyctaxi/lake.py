@@ -62,12 +62,17 @@ def raw_path(url: str, root: Path | None = None) -> Path:
 STALE_STAGING_S = 24 * 3600
 
 
+def staging_dir(root: Path | None = None) -> Path:
+    """Where files wait between conversion and publishing (on the lake's filesystem)."""
+    return (root or data_root()) / ".staging"
+
+
 def staging_path(name: str, root: Path | None = None) -> Path:
     """A fresh temporary file name on the lake's filesystem, so publishing is an atomic rename.
 
     Staged files that a killed run left behind are removed once they are a day old.
     """
-    staging = (root or data_root()) / ".staging"
+    staging = staging_dir(root)
     staging.mkdir(parents=True, exist_ok=True)
     for old in staging.glob("*.parquet"):
         if time.time() - old.stat().st_mtime > STALE_STAGING_S:
@@ -77,7 +82,7 @@ def staging_path(name: str, root: Path | None = None) -> Path:
 
 def is_staged(path: Path, root: Path | None = None) -> bool:
     """Whether ``path`` is a staging file (temporary: its reader may delete it)."""
-    return path.parent == (root or data_root()) / ".staging"
+    return path.parent == staging_dir(root)
 
 
 def publish(staged: Path, dest: Path) -> Path:
