@@ -2,8 +2,8 @@
 
 One pass over the file: pyarrow's streaming CSV reader yields small batches,
 each batch is cast to the declared types, and batches are written as parquet
-row groups of ``ROW_GROUP_ROWS``. Peak memory is a few row groups, whatever the
-month's size.
+row groups of ``ROW_GROUP_ROWS``, each encoded in a thread of its own while the next
+is parsed. Peak memory is a few row groups, whatever the month's size.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import logging
 import re
 import time
 import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +27,9 @@ from .schema import SchemaError, arrow_schema, check_header, columns, kinds, wit
 
 log = logging.getLogger(__name__)
 
-ROW_GROUP_ROWS = 128 * 1024
+# 64 k rows: two row groups in memory at once (one encoded, one gathered) weigh what one of
+# 128 k did without the writer thread; files are 1 % bigger.
+ROW_GROUP_ROWS = 64 * 1024
 # The CSV reader's block. Its background thread reads ahead up to 32 blocks (not configurable)
 # while the cast and the parquet writer catch up: the reader alone held 43 MB of Arrow memory
 # with 1 MiB blocks, 11 MB with 256 KiB blocks, and the conversion peaked 40-60 MB lower, for
@@ -124,7 +127,8 @@ def csv_gz_to_parquet(
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
     try:
-        with pq.ParquetWriter(dest, target, compression=PARQUET_COMPRESSION) as writer:
+        with pq.ParquetWriter(dest, target, compression=PARQUET_COMPRESSION) as parquet, \
+                _BackgroundWriter(parquet) as writer:
             while True:
                 try:
                     raw = reader.read_next_batch()
@@ -154,6 +158,40 @@ def csv_gz_to_parquet(
         dest.unlink(missing_ok=True)
         raise
     return report
+
+
+class _BackgroundWriter:
+    """Encodes each row group in a thread of its own while the next one is parsed: parsing the
+    CSV and encoding parquet each take about half the time, and both release the GIL.
+
+    ``write_table`` first waits for the previous row group to be written, so at most two are
+    in memory (one encoded, one gathered). Any error of the writer is raised here, in the
+    reading thread, at the next ``write_table`` or on leaving.
+    """
+
+    def __init__(self, writer: pq.ParquetWriter) -> None:
+        self._writer = writer
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-writer")
+        self._writing: Future | None = None
+
+    def write_table(self, table: pa.Table, row_group_size: int) -> None:
+        self._wait()
+        self._writing = self._pool.submit(self._writer.write_table, table, row_group_size=row_group_size)
+
+    def _wait(self) -> None:
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            writing.result()  # raises what the writer raised
+
+    def __enter__(self) -> "_BackgroundWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if exc[0] is None:
+                self._wait()
+        finally:
+            self._pool.shutdown(wait=True)  # never close the file under a write
 
 
 def _open_reader(src: Path, header: list[str], color: str) -> pacsv.CSVStreamingReader:

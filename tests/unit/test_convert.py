@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
@@ -152,3 +153,32 @@ def test_large_months_are_written_in_bounded_row_groups(tmp_path, monkeypatch):
     sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
     assert sum(sizes) == 60_000 and meta.num_row_groups >= 3
     assert max(sizes) < 10_000 + 20_000  # a group never holds much more than the threshold
+
+
+def test_rows_keep_the_file_order_across_background_writes(tmp_path, monkeypatch):
+    monkeypatch.setattr(convert, "ROW_GROUP_ROWS", 3_000)  # many row groups, each encoded in the writer thread
+    src = generate("yellow", 2021, 3, 40_000, tmp_path / "m.csv.gz")
+    csv_gz_to_parquet(src, tmp_path / "m.parquet", "yellow")
+    written = pq.read_table(tmp_path / "m.parquet", columns=["tpep_pickup_datetime", "trip_distance"])
+    parsed = pacsv.read_csv(src).select(["tpep_pickup_datetime", "trip_distance"])
+    assert pq.ParquetFile(tmp_path / "m.parquet").metadata.num_row_groups >= 5
+    assert written.column("trip_distance").equals(parsed.column("trip_distance"))
+    assert written.column("tpep_pickup_datetime").to_pylist() == parsed.column("tpep_pickup_datetime").to_pylist()
+
+
+def test_a_failing_parquet_write_stops_the_conversion_and_leaves_no_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(convert, "ROW_GROUP_ROWS", 3_000)
+    write_table, calls = pq.ParquetWriter.write_table, []
+
+    def full_disk_on_the_third_row_group(self, table, *args, **kwargs):
+        calls.append(table.num_rows)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return write_table(self, table, *args, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", full_disk_on_the_third_row_group)
+    src = generate("yellow", 2021, 3, 40_000, tmp_path / "m.csv.gz")
+    with pytest.raises(OSError, match="No space left"):
+        csv_gz_to_parquet(src, tmp_path / "m.parquet", "yellow")
+    assert not (tmp_path / "m.parquet").exists()
+    assert len(calls) <= 4  # it stopped at the failure instead of reading the rest of the month
