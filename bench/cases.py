@@ -38,6 +38,16 @@ def lake_project(url: str, out: str, color: str = "yellow", **_) -> None:
     lake.publish(staged, Path(out))
 
 
+def lake_convert(src: str, out: str, color: str = "yellow", **_) -> None:
+    """clean -> write_local alone, from a file already downloaded: the same work as raw pyarrow."""
+    from nyctaxi import lake
+    from nyctaxi.convert import csv_gz_to_parquet
+
+    staged = lake.staging_path("bench", Path(out).parent)
+    csv_gz_to_parquet(Path(src), staged, color)
+    lake.publish(staged, Path(out))
+
+
 def lake_months(color: str, year: str, months: str, out: str, **_) -> None:
     """lake_project and the upload for several months one after another: the parent flow's work
     without Prefect."""

@@ -97,7 +97,7 @@ def run_sequentially(units: list[Unit]) -> dict[str, str]:
     return {u.name: etl_month(**_unit_parameters(u), return_state=True).type.value for u in units}
 
 
-def run_on_agents(units: list[Unit], deployment: str, poll_s: float = 5.0) -> dict[str, str]:
+def run_on_agents(units: list[Unit], deployment: str, poll_s: float = 2.0) -> dict[str, str]:
     """Every unit as a run of ``deployment``, all created at once: every agent on its work
     queue takes runs, so they spread over all machines serving the queue."""
     logger = get_run_logger()
