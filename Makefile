@@ -46,7 +46,7 @@ demo: stack
 test: $(STAMP)
 	$(PY) -m pytest
 
-## The benchmark (not part of the tests): full-size months, on a private stack; about 15 minutes.
+## The benchmark (not part of the tests): full-size months, on a private stack; about 45 minutes.
 bench: $(STAMP)
 	$(PY) bench/bench.py
 
