@@ -28,14 +28,10 @@ def lake_course(url: str, out: str, **_) -> None:
 
 def lake_project(url: str, out: str, color: str = "yellow", **_) -> None:
     """The plain functions behind fetch -> clean -> write_local."""
-    from nyctaxi import lake
-    from nyctaxi.convert import csv_gz_to_parquet
     from nyctaxi.source import download
 
     raw = download(url, Path(out).with_suffix(".csv.gz"))
-    staged = lake.staging_path("bench", Path(out).parent)
-    csv_gz_to_parquet(raw, staged, color)
-    lake.publish(staged, Path(out))
+    lake_convert(str(raw), out, color)
 
 
 def lake_convert(src: str, out: str, color: str = "yellow", **_) -> None:
