@@ -9,8 +9,10 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-import zlib
 from pathlib import Path
+
+# ISA-L's inflate: the same checks as zlib's, 4-5x faster (0.1 s instead of 0.46 s on a month of 37 MB).
+from isal import isal_zlib
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +35,12 @@ class NotGzipError(SourceError):
 
 class _GzipCheck:
     """Inflates the body as it arrives, output discarded, so a download that is not a whole
-    gzip stream (cut short, corrupt: zlib checks the CRC and length) is caught, and retried,
+    gzip stream (cut short, corrupt: inflating checks the CRC and length) is caught, and retried,
     here rather than half-way through the conversion."""
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._inflate = isal_zlib.decompressobj(16 + isal_zlib.MAX_WBITS)
         self._started = False
 
     def feed(self, chunk: bytes) -> None:
@@ -53,8 +55,8 @@ class _GzipCheck:
                 self._inflate.decompress(chunk)
                 chunk = self._inflate.unused_data if self._inflate.eof else b""
                 if chunk:  # a multi-member gzip file: the next member
-                    self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        except zlib.error as e:
+                    self._inflate = isal_zlib.decompressobj(16 + isal_zlib.MAX_WBITS)
+        except isal_zlib.error as e:
             raise SourceError(f"download of {self._url} failed: the gzip data is corrupt ({e})") from None
 
     def finish(self) -> None:

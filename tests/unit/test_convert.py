@@ -136,6 +136,18 @@ def test_a_truncated_gzip_fails_and_leaves_no_file(tmp_path, monkeypatch):
     assert not (tmp_path / "y.parquet").exists()
 
 
+@pytest.mark.parametrize("damage", [
+    lambda data: data[:-8] + bytes([data[-8] ^ 1]) + data[-7:],  # the CRC-32 in the trailer
+    lambda data: data[:-4] + bytes([data[-4] ^ 1]) + data[-3:],  # the length in the trailer
+])
+def test_a_gzip_whose_trailer_does_not_match_fails_and_leaves_no_file(tmp_path, damage):
+    src = generate("yellow", 2021, 1, 5_000, tmp_path / "y.csv.gz")
+    src.write_bytes(damage(src.read_bytes()))
+    with pytest.raises(SourceDataError, match=r"y.csv.gz could not be read after [\d,]+ rows .*: BadGzipFile: (CRC check failed|Incorrect length)"):
+        csv_gz_to_parquet(src, tmp_path / "y.parquet", "yellow")
+    assert not (tmp_path / "y.parquet").exists()
+
+
 @pytest.mark.parametrize("color, year, month", [("yellow", 2021, 1), ("green", 2020, 1), ("fhv", 2019, 1), ("fhv", 2019, 2)])
 def test_generated_months_convert_with_every_row(tmp_path, color, year, month):
     src = generate(color, year, month, 20_000, tmp_path / "m.csv.gz")

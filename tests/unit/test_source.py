@@ -11,6 +11,13 @@ from nyctaxi.source import (NotGzipError, NotPublishedError, SourceError, downlo
 
 BODY = gzip.compress(os.urandom(1_000_000) + b"x" * 2_000_000)
 HTML = b"<!DOCTYPE html><html><body>rate limited</body></html>"
+# Whole transfers of bad files, by name.
+BAD = {
+    "cut": BODY[: len(BODY) // 2],
+    "page": HTML,
+    "crc": BODY[:-8] + bytes([BODY[-8] ^ 1]) + BODY[-7:],  # the trailer's CRC-32 does not match the data
+    "garbled": BODY[:10] + bytes(b ^ 0x55 for b in BODY[10:2000]) + BODY[2000:],  # invalid deflate data
+}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -33,8 +40,8 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(BODY[:1000])
             self.close_connection = True
-        elif self.path.endswith(("/cut.csv.gz", "/page.csv.gz")):  # whole transfers of bad files
-            body = BODY[: len(BODY) // 2] if "cut" in self.path else HTML
+        elif (name := self.path.rsplit("/", 1)[-1].removesuffix(".csv.gz")) in BAD:
+            body = BAD[name]
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -109,6 +116,15 @@ def test_connection_closed_early_leaves_nothing(server, tmp_path):
 def test_a_truncated_gzip_is_a_failed_download(server, tmp_path):
     url = f"{server}/yellow/cut.csv.gz"
     with pytest.raises(SourceError, match=f"download of {url} failed: the gzip stream ends early") as error:
+        download(url, tmp_path / "d" / "m.csv.gz")
+    assert not isinstance(error.value, NotGzipError)  # worth a retry
+    assert leftovers(tmp_path / "d") == []
+
+
+@pytest.mark.parametrize("name", ["crc", "garbled"])
+def test_corrupt_gzip_data_is_a_failed_download(server, tmp_path, name):
+    url = f"{server}/yellow/{name}.csv.gz"
+    with pytest.raises(SourceError, match=f"download of {url} failed: the gzip data is corrupt") as error:
         download(url, tmp_path / "d" / "m.csv.gz")
     assert not isinstance(error.value, NotGzipError)  # worth a retry
     assert leftovers(tmp_path / "d") == []
