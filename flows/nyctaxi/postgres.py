@@ -5,6 +5,8 @@ partition per source month). A load empties the month's partition and COPYs ever
 row into it in one transaction: readers see the old month or the new one, a crash
 mid-load leaves the old month, and reloading never duplicates. Measured here, this
 costs about 1.1x a plain append, where a staging table + DELETE + INSERT costs 1.7x.
+The rows go in PostgreSQL's binary COPY format (pgpq), the lineage value as the
+partition's column default.
 """
 from __future__ import annotations
 
@@ -16,19 +18,18 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from pgpq import ArrowToPostgresBinaryEncoder
 
 from . import lake
 from .dataset import ParameterError
-from .schema import COLUMNS, LINEAGE_COLUMN
+from .schema import COLUMNS, LINEAGE_COLUMN, SchemaError, arrow_schema
 from .schema import table_name as default_table
 
 log = logging.getLogger(__name__)
 
 PG_TYPES = {"int": "BIGINT", "float": "DOUBLE PRECISION", "timestamp": "TIMESTAMP", "string": "TEXT"}
-# Rows per CSV chunk handed to COPY: 16 k rows are about 2 MB of CSV; 64 k rows (7 MB, written
-# into a growing buffer) added 40 MB to the peak, and were no faster.
+# Rows per chunk handed to COPY: 16 k rows are about 3.5 MB of binary COPY data.
 BATCH_ROWS = 16 * 1024
 COPY_CHUNK_BYTES = 1 << 20
 PROGRESS_EVERY_S = 5.0
@@ -65,15 +66,21 @@ def partition_name(table: str, source_file: str) -> str:
     return name
 
 
-class _CsvStream(io.RawIOBase):
-    """The rows of a parquet file as CSV bytes, one batch at a time (what COPY reads)."""
+class _CopyStream(io.RawIOBase):
+    """The rows of a parquet file in PostgreSQL's binary COPY format, a batch at a time (what COPY reads).
 
-    def __init__(self, parquet: Path, source_file: str, logger) -> None:
+    Binary rather than CSV: the server takes each value as it is stored instead of parsing
+    its text, and pgpq encodes a batch in a quarter of the time Arrow took to write it as
+    CSV; a month loads about 35 % faster.
+    """
+
+    def __init__(self, parquet: Path, schema: pa.Schema, logger) -> None:
         # pre_buffer=False: with it (pyarrow's default) the reader keeps every row group it has
         # read cached until the end, so memory grew with the month (230 MB for 7.8 M rows).
         self._batches = pq.ParquetFile(parquet, pre_buffer=False).iter_batches(batch_size=BATCH_ROWS)
-        self._source_file = source_file
-        self._buffer = memoryview(b"")
+        self._encoder = ArrowToPostgresBinaryEncoder(schema)
+        self._buffer = memoryview(self._encoder.write_header())
+        self._finished = False
         self._logger = logger
         self.rows = 0
         self._started = self._last_report = time.monotonic()
@@ -82,14 +89,14 @@ class _CsvStream(io.RawIOBase):
         return True
 
     def _next_chunk(self) -> bool:
+        if self._finished:
+            return False
         batch = next(self._batches, None)
         if batch is None:
-            return False
-        lineage = pa.array([self._source_file] * batch.num_rows, pa.string())
-        table = pa.Table.from_batches([batch]).append_column(LINEAGE_COLUMN, lineage)
-        sink = io.BytesIO()
-        pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False))
-        self._buffer = sink.getbuffer()
+            self._buffer = memoryview(self._encoder.finish())  # the format's trailer
+            self._finished = True
+            return True
+        self._buffer = memoryview(self._encoder.write_batch(batch))
         self.rows += batch.num_rows
         now = time.monotonic()
         if now - self._last_report >= PROGRESS_EVERY_S:
@@ -123,6 +130,7 @@ def replace_month(conn, table: str, color: str, parquet: Path, source_file: str,
     ``conn`` is a psycopg2 connection; this function commits or rolls back.
     """
     part = partition_name(table, source_file)
+    schema = _declared_schema(parquet, color)
     try:
         with conn.cursor() as cur:
             # Schema changes under a lock of this table's name, so that two first loads do not race.
@@ -133,12 +141,14 @@ def replace_month(conn, table: str, color: str, parquet: Path, source_file: str,
             cur.execute(f"CREATE TABLE IF NOT EXISTS {_quote(part)} PARTITION OF {_quote(table)} "
                         f"FOR VALUES IN (%s)", (source_file,))
         conn.commit()
-        stream = _CsvStream(parquet, source_file, logger)
-        columns = ", ".join([_quote(name) for name, _ in COLUMNS[color]] + [LINEAGE_COLUMN])
+        stream = _CopyStream(parquet, schema, logger)
+        columns = ", ".join(_quote(name) for name, _ in COLUMNS[color])
         with conn.cursor() as cur:
             # TRUNCATE and COPY in one transaction: the month is swapped, never mixed or doubled.
             cur.execute(f"TRUNCATE {_quote(part)}")
-            cur.copy_expert(f"COPY {_quote(part)} ({columns}) FROM STDIN WITH (FORMAT csv)", stream,
+            # The lineage column is the partition's default rather than sent with every row.
+            cur.execute(f"ALTER TABLE {_quote(part)} ALTER COLUMN {LINEAGE_COLUMN} SET DEFAULT %s", (source_file,))
+            cur.copy_expert(f"COPY {_quote(part)} ({columns}) FROM STDIN WITH (FORMAT binary)", stream,
                             size=COPY_CHUNK_BYTES)
             loaded = cur.rowcount
             cur.execute(
@@ -153,6 +163,17 @@ def replace_month(conn, table: str, color: str, parquet: Path, source_file: str,
         raise
     logger.info(f"loaded {loaded:,} rows of {source_file} into {table} (partition {part})")
     return loaded
+
+
+def _declared_schema(parquet: Path, color: str) -> pa.Schema:
+    """The declared schema of ``color``, once ``parquet`` is known to hold it: binary COPY takes
+    each value as the table's type, so a file with other types must not get that far."""
+    declared = arrow_schema(color)
+    found = pq.read_schema(parquet)
+    if not found.equals(declared, check_metadata=False):
+        raise SchemaError(f"{parquet.name} does not hold the declared {color} columns and types (not made by "
+                          f"clean?): expected {declared.types}, found {found.types}; convert the month again")
+    return declared
 
 
 def loaded_versions(conn, table: str) -> dict[str, str | None]:

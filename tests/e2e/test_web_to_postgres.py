@@ -9,12 +9,20 @@ from pathlib import Path
 
 import pytest
 
+import math
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from conftest import MIRROR_ROWS
 from etl_web_to_postgres import etl_web_to_postgres
 from generator import generate
 from helpers import kill_flow_when, postgres_connection, postgres_counts, run_flows_at_once, serve_directory
+from nyctaxi.convert import csv_gz_to_parquet
 from nyctaxi.dataset import ParameterError
-from nyctaxi.schema import COLUMNS
+from nyctaxi.postgres import replace_month
+from nyctaxi.schema import COLUMNS, SchemaError, arrow_schema
 
 REPO = Path(__file__).resolve().parents[2]
 PG_TYPES = {"int": "bigint", "float": "double precision", "timestamp": "timestamp without time zone",
@@ -75,6 +83,62 @@ def test_nulls_stay_nulls_and_values_survive_the_copy():
     assert vendor_nulls == int(MIRROR_ROWS * 0.07) or abs(vendor_nulls - MIRROR_ROWS * 0.07) <= 1  # the 2021 tail
     assert empty_flags == 0  # empty fields are NULL, not ''
     assert 1 <= lo and hi <= 265
+
+
+# Values at the edges of each kind, for rows appended to a generated month.
+EDGES = {
+    "int": [None, -1, 2**62, 0],
+    "float": [math.nan, -0.5, 1e300, None],
+    "timestamp": [None, datetime(1999, 12, 31, 23, 59, 59, 999999), datetime(1970, 1, 1), datetime(2038, 1, 19, 3, 14, 8)],
+    "string": [None, "", "é,\"quoted\"\nline", "N"],
+}
+
+
+def _comparable(row: tuple) -> tuple:
+    """A row with NaN and None made comparable and sortable."""
+    return tuple(("nan",) if isinstance(v, float) and math.isnan(v) else ("null",) if v is None else ("v", v)
+                 for v in row)
+
+
+@pytest.mark.parametrize("color, year, month", [("yellow", 2021, 3), ("fhv", 2019, 2)])
+def test_every_value_of_the_lake_file_lands_as_it_is(tmp_path, color, year, month):
+    """The binary COPY: each value, null, NaN, text with quotes and line breaks, timestamps before
+    2000, lands in PostgreSQL exactly as the lake file holds it, and each row carries its source."""
+    source_file = f"{color}_tripdata_{year}-{month:02}.csv.gz"
+    csv_gz_to_parquet(generate(color, year, month, 20_000, tmp_path / source_file), tmp_path / "m.parquet", color)
+    schema = arrow_schema(color)
+    edges = pa.table({name: pa.array(EDGES[kind], schema.field(name).type) for name, kind in COLUMNS[color]},
+                     schema=schema)
+    lake = pa.concat_tables([pq.read_table(tmp_path / "m.parquet"), edges])
+    pq.write_table(lake, tmp_path / "lake.parquet")
+
+    table = f"t_exact_{color}"
+    with postgres_connection() as conn:
+        conn.autocommit = False  # replace_month makes its own transactions
+        assert replace_month(conn, table, color, tmp_path / "lake.parquet", source_file) == lake.num_rows
+    names = ", ".join(f'"{name}"' for name, _ in COLUMNS[color])
+    with postgres_connection() as conn, conn.cursor() as cur:
+        cur.execute(f'SELECT {names}, source_file FROM "{table}"')
+        loaded = cur.fetchall()
+    assert {row[-1] for row in loaded} == {source_file}
+    expected = [tuple(row.values()) for row in lake.to_pylist()]
+    assert sorted(map(_comparable, (row[:-1] for row in loaded))) == sorted(map(_comparable, expected))
+
+
+def test_a_lake_file_with_other_types_is_refused_before_the_copy(tmp_path):
+    table = "t_other_types"
+    src = generate("green", 2020, 1, 1000, tmp_path / "m.csv.gz")
+    csv_gz_to_parquet(src, tmp_path / "m.parquet", "green")
+    loose = pq.read_table(tmp_path / "m.parquet")
+    loose = loose.set_column(0, "VendorID", loose.column("VendorID").cast(pa.int32()))
+    pq.write_table(loose, tmp_path / "loose.parquet")
+    with postgres_connection() as conn:
+        conn.autocommit = False
+        with pytest.raises(SchemaError, match="loose.parquet does not hold the declared green columns and types"):
+            replace_month(conn, table, "green", tmp_path / "loose.parquet", "green_tripdata_2020-01.csv.gz")
+    with postgres_connection() as conn, conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s)", (table,))
+        assert cur.fetchone()[0] is None  # refused before anything was made
 
 
 def test_a_bad_table_name_is_refused_before_any_download():
