@@ -130,10 +130,9 @@ def bq_project(parquet: str, **_) -> None:
     """write_bq: pandas-gbq a row group at a time into staging, then the transactional swap."""
     from nyctaxi import bigquery
 
-    creds, client = _bq()
-    credentials = creds.get_credentials_from_service_account()
-    bigquery.load_month(client, "yellow", "yellow_tripdata_2021-01.csv.gz", lambda staging: bigquery.stage_with_pandas_gbq(
-        Path(parquet), staging, project=client.project, credentials=credentials))
+    _, client = _bq()
+    bigquery.load_month(client, "yellow", "yellow_tripdata_2021-01.csv.gz",
+                        lambda staging: bigquery.stage_with_pandas_gbq(Path(parquet), staging, client))
 
 
 def bq_load_job(uri: str, **_) -> None:

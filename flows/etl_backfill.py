@@ -48,7 +48,7 @@ def _lake_versions(taxis: list[TaxiMonth]) -> dict[TaxiMonth, str | None]:
 
 
 def _bigquery_versions(taxis: list[TaxiMonth]) -> dict[TaxiMonth, str | None]:
-    _, client = bigquery_client()
+    client = bigquery_client()
     by_color = {color: bigquery.loaded_versions(client, color) for color in {t.color for t in taxis}}
     return {t: by_color[t.color].get(t.source_file) for t in taxis}
 

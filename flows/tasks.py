@@ -249,11 +249,10 @@ def transform(path: Path, color: str, fill_passenger_count: int | None = None) -
 
 
 def bigquery_client():
-    """The ``zoom-gcp-creds`` block and a BigQuery client made with it."""
+    """A BigQuery client with the credentials and project of the ``zoom-gcp-creds`` block."""
     from prefect_gcp import GcpCredentials
 
-    creds_block = load_block(GcpCredentials, CREDS_BLOCK, MAKE_GCP_BLOCKS)
-    return creds_block, creds_block.get_bigquery_client()
+    return load_block(GcpCredentials, CREDS_BLOCK, MAKE_GCP_BLOCKS).get_bigquery_client()
 
 
 @task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3), tags=["bigquery"])
@@ -263,13 +262,11 @@ def write_bq(path: Path, color: str, source_file: str) -> int:
     from nyctaxi import bigquery
 
     logger = get_run_logger()
-    creds_block, client = bigquery_client()
-    credentials = creds_block.get_credentials_from_service_account()
+    client = bigquery_client()
     with load_slot(BIGQUERY_LOADS):
         rows = bigquery.load_month(
             client, color, source_file,
-            lambda staging_id: bigquery.stage_with_pandas_gbq(path, staging_id, project=client.project,
-                                                              credentials=credentials, logger=logger),
+            lambda staging_id: bigquery.stage_with_pandas_gbq(path, staging_id, client, logger),
             lake.source_version(path), logger=logger,
         )
     path.unlink(missing_ok=True)  # staged only for this load
@@ -287,7 +284,7 @@ def load_bq_from_gcs(color: str, dataset_file: str, source_file: str) -> int:
     uri = f"gs://{gcs_block.bucket}/{key}"
     blob = gcs_block.get_bucket().get_blob(key)
     version = (blob.metadata or {}).get(VERSION_METADATA) if blob else None
-    _, client = bigquery_client()
+    client = bigquery_client()
     with load_slot(BIGQUERY_LOADS):
         return bigquery.load_month(
             client, color, source_file,

@@ -83,10 +83,10 @@ def create_staging(client: bigquery.Client, table_id: str, color: str) -> str:
     return staging_id
 
 
-def stage_with_pandas_gbq(parquet: Path, staging_id: str, *, project: str, credentials,
+def stage_with_pandas_gbq(parquet: Path, staging_id: str, client: bigquery.Client,
                           logger: logging.Logger | logging.LoggerAdapter = log) -> int:
     """Append the parquet file to the staging table with pandas-gbq, a few row groups
-    (``PANDAS_GBQ_ROWS``) at a time."""
+    (``PANDAS_GBQ_ROWS``) at a time, through ``client`` (its project and credentials)."""
     import pandas_gbq
 
     parquet_file = pq.ParquetFile(parquet)
@@ -94,8 +94,8 @@ def stage_with_pandas_gbq(parquet: Path, staging_id: str, *, project: str, crede
     rows, started = 0, time.monotonic()
     for groups in _row_group_runs(parquet_file.metadata, PANDAS_GBQ_ROWS):
         frame = parquet_file.read_row_groups(groups).to_pandas()
-        pandas_gbq.to_gbq(frame, destination, project_id=project, credentials=credentials,
-                          if_exists="append", progress_bar=False)
+        # One client for every call: pandas-gbq would otherwise make a new one each time.
+        pandas_gbq.to_gbq(frame, destination, bigquery_client=client, if_exists="append", progress_bar=False)
         rows += len(frame)
         logger.info(f"pandas-gbq: {rows:,} of {parquet_file.metadata.num_rows:,} rows staged "
                     f"after {time.monotonic() - started:.0f} s")
