@@ -6,9 +6,10 @@ nullable integer; fhv location ids written as ``12.0`` are still integers).
 """
 from __future__ import annotations
 
+import json
+from importlib.metadata import version
 from typing import Literal
 
-import pandas as pd
 import pyarrow as pa
 
 Kind = Literal["int", "float", "timestamp", "string"]
@@ -29,6 +30,8 @@ PANDAS_DTYPES: dict[str, str] = {
     "timestamp": "datetime64[us]",
     "string": "object",
 }
+# What pyarrow's pandas metadata calls each kind's values ("pandas_type").
+_PANDAS_TYPES: dict[str, str] = {"int": "int64", "float": "float64", "timestamp": "datetime", "string": "unicode"}
 
 _I, _F, _T, _S = "int", "float", "timestamp", "string"
 
@@ -116,11 +119,23 @@ SOURCE_VERSION_KEY = b"nyc_tlc.source_version"
 def arrow_schema(color: str) -> pa.Schema:
     """The lake's parquet schema of ``color``, with pandas metadata so that pandas
     readers get the declared dtypes (``Int64`` even in a month without nulls)."""
-    fields = pa.schema([(name, ARROW_TYPES[kind]) for name, kind in COLUMNS[color]])
-    empty = pd.DataFrame(
-        {name: pd.Series([], dtype=PANDAS_DTYPES[kind]) for name, kind in COLUMNS[color]}
-    )
-    return pa.Table.from_pandas(empty, schema=fields, preserve_index=False).schema
+    return pa.schema([(name, ARROW_TYPES[kind]) for name, kind in COLUMNS[color]],
+                     metadata={b"pandas": _pandas_metadata(color)})
+
+
+def _pandas_metadata(color: str) -> bytes:
+    """What pyarrow records for a DataFrame of the declared dtypes, written out here rather than
+    made by pandas: importing pandas costs a process that needs no DataFrame (the conversion, the
+    Postgres load) 0.4 s and 45 MB. A test keeps it equal to what pandas and pyarrow make."""
+    return json.dumps({
+        "index_columns": [],
+        "column_indexes": [],
+        "columns": [{"name": name, "field_name": name, "pandas_type": _PANDAS_TYPES[kind],
+                     "numpy_type": PANDAS_DTYPES[kind], "metadata": None} for name, kind in COLUMNS[color]],
+        "attributes": {},
+        "creator": {"library": "pyarrow", "version": pa.__version__},
+        "pandas_version": version("pandas"),
+    }).encode()
 
 
 def with_source_version(schema: pa.Schema, version: str | None) -> pa.Schema:

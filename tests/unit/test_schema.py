@@ -3,7 +3,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from nyctaxi.schema import COLORS, SchemaError, arrow_schema, check_header, columns
+from nyctaxi.schema import COLORS, COLUMNS, PANDAS_DTYPES, SchemaError, arrow_schema, check_header, columns
 
 YELLOW = ("VendorID, tpep_pickup_datetime, tpep_dropoff_datetime, passenger_count, trip_distance, "
           "RatecodeID, store_and_fwd_flag, PULocationID, DOLocationID, payment_type, fare_amount, extra, "
@@ -80,3 +80,14 @@ def test_green_file_is_not_a_yellow_file():
 def test_duplicated_column_is_named():
     with pytest.raises(SchemaError, match=r"duplicated columns \['extra'\]"):
         check_header(columns("yellow") + ["extra"], "yellow")
+
+
+@pytest.mark.parametrize("color", COLORS)
+def test_the_written_out_pandas_metadata_is_what_pandas_and_pyarrow_make(color):
+    """arrow_schema writes pyarrow's pandas metadata itself (so that converting needs no pandas):
+    it must stay what pyarrow makes from a DataFrame of the declared dtypes."""
+    schema = arrow_schema(color)
+    empty = pd.DataFrame({name: pd.Series([], dtype=PANDAS_DTYPES[kind]) for name, kind in COLUMNS[color]})
+    made = pa.Table.from_pandas(empty, schema=pa.schema(list(schema)), preserve_index=False).schema
+    assert schema.metadata[b"pandas"] == made.metadata[b"pandas"]
+    assert schema.equals(made, check_metadata=True)
