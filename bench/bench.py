@@ -125,11 +125,12 @@ def single_month_steps(args: argparse.Namespace, work: Path) -> list[Row]:
     pg_env = {**os.environ, "PGPASSWORD": Path(os.environ["POSTGRES_PASSWORD_FILE"]).read_text().strip()}
     psql = [str(bin_dir() / "psql"), "-h", "127.0.0.1", "-p", os.environ["POSTGRES_PORT"], "-U",
             os.environ["POSTGRES_USER"], "-d", os.environ["POSTGRES_DB"], "-q", "-c"]
-    subprocess.run([*psql, _plain_table_sql()], env=pg_env, check=True)
+    sql = lambda text: subprocess.run([*psql, text], env=pg_env, check=True)  # noqa: E731
+    sql(_plain_table_sql())
     # Every run starts from a checkpoint, so that none pays for writing out the WAL of the one
     # before (a checkpoint falling inside a run moved the ratios by 0.3x from one bench to the next).
-    checkpoint = lambda: subprocess.run([*psql, "CHECKPOINT"], env=pg_env, check=True)  # noqa: E731
-    truncate = lambda: subprocess.run([*psql, "TRUNCATE bench_plain; CHECKPOINT"], env=pg_env, check=True)  # noqa: E731
+    checkpoint = lambda: sql("CHECKPOINT")  # noqa: E731
+    truncate = lambda: sql("TRUNCATE bench_plain; CHECKPOINT")  # noqa: E731
     rows.append(Row("month -> Postgres (1.37 M rows)", "psql \\copy (limit)",
                     *measure([*psql, f"\\copy bench_plain FROM '{csv}' WITH (FORMAT csv)"], args.repeat, pg_env,
                              before=truncate), args.repeat))

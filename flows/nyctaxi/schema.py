@@ -6,8 +6,8 @@ nullable integer; fhv location ids written as ``12.0`` are still integers).
 """
 from __future__ import annotations
 
+import importlib.metadata
 import json
-from importlib.metadata import version
 from typing import Literal
 
 import pyarrow as pa
@@ -134,7 +134,7 @@ def _pandas_metadata(color: str) -> bytes:
                      "numpy_type": PANDAS_DTYPES[kind], "metadata": None} for name, kind in COLUMNS[color]],
         "attributes": {},
         "creator": {"library": "pyarrow", "version": pa.__version__},
-        "pandas_version": version("pandas"),
+        "pandas_version": importlib.metadata.version("pandas"),
     }).encode()
 
 

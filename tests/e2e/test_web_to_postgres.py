@@ -1,19 +1,17 @@
 """etl_web_to_postgres end to end: the stack's real PostgreSQL, loaded by COPY, safe to re-run."""
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 import time
-from pathlib import Path
-
-import pytest
-
-import math
 from datetime import datetime
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from conftest import MIRROR_ROWS
 from etl_web_to_postgres import etl_web_to_postgres
