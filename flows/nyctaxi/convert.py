@@ -17,6 +17,7 @@ import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -141,8 +142,8 @@ def csv_gz_to_parquet(
                 except StopIteration:
                     break
                 except _READ_ERRORS as e:
-                    raise _read_error(src, header, report.rows, e) from None
-                batch = _cast(raw, target, col_kinds, src.name, report.rows)
+                    raise _read_error(src, header, col_kinds, report.rows, e) from None
+                batch = _cast(raw, target, src, header, col_kinds, report.rows)
                 if report.before and report.after:
                     report.before.add(raw.column("passenger_count"))
                     report.after.add(batch.column("passenger_count"))
@@ -219,10 +220,13 @@ def _open_reader(text, src: Path, header: list[str], color: str) -> pacsv.CSVStr
             ),
         )
     except _READ_ERRORS as e:
-        raise _read_error(src, header, 0, e) from None
+        raise _read_error(src, header, kinds(color), 0, e) from None
 
 
-def _cast(batch: pa.RecordBatch, target: pa.Schema, col_kinds: dict[str, str], name: str, offset: int) -> pa.RecordBatch:
+def _cast(batch: pa.RecordBatch, target: pa.Schema, src: Path, header: list[str], col_kinds: dict[str, str],
+          offset: int) -> pa.RecordBatch:
+    """``batch`` (rows ``offset + 1`` on) with the declared types; a value that does not fit is a
+    SchemaError naming its line."""
     arrays = []
     for f in target:
         column = batch.column(f.name)
@@ -230,26 +234,66 @@ def _cast(batch: pa.RecordBatch, target: pa.Schema, col_kinds: dict[str, str], n
             try:
                 column = column.cast(f.type, safe=True)
             except pa.ArrowInvalid as e:
-                raise SchemaError(
-                    f"{name}: column {f.name} holds values that are not {col_kinds[f.name]} "
-                    f"(rows {offset + 1:,}-{offset + batch.num_rows:,}): {e}"
-                ) from None
+                # Integers are parsed as float64: what fails is a fraction, or a value out of int64's range.
+                raise _bad_value(src, header, col_kinds, offset, header.index(f.name), _not_an_int, str(e)) from None
         arrays.append(column)
     return pa.RecordBatch.from_arrays(arrays, schema=target)
 
 
-def _read_error(src: Path, header: list[str], rows: int, e: Exception) -> Exception:
+def _not_an_int(text: str) -> bool:
+    try:
+        value = float(text)
+    except ValueError:
+        return True
+    return not (value.is_integer() and abs(value) < 2**63)
+
+
+def _read_error(src: Path, header: list[str], col_kinds: dict[str, str], rows: int, e: Exception) -> Exception:
     text = str(e)
     column = re.search(r"In CSV column #(\d+)", text)
     if column and int(column[1]) < len(header):
-        return SchemaError(f"{src.name}: column {header[int(column[1])]} holds a value that does not fit its "
-                           f"declared type (after row {rows:,}): {text}")
+        value = re.search(r"invalid value '(.*)'$", text)
+        return _bad_value(src, header, col_kinds, rows, int(column[1]), lambda cell: value is None or cell == value[1],
+                          text)
     if "CSV parse error" in text:
-        return SchemaError(f"{src.name}: a row does not have the {len(header)} columns of the header "
-                           f"(after row {rows:,}): {text}")
+        found = _find_record(src, rows, lambda record: len(record) != len(header))
+        where = f"line {found[0]:,}" if found else f"after row {rows:,}"
+        has = f"{len(found[1])} columns" if found else "another number of columns"
+        return SchemaError(f"{src.name}, {where}: the row has {has}, the header {len(header)} ({text})")
     return SourceDataError(
         f"{src.name} could not be read after {rows:,} rows (corrupt or truncated download?): {type(e).__name__}: {text}"
     )
+
+
+def _bad_value(src: Path, header: list[str], col_kinds: dict[str, str], rows: int, index: int,
+               bad: Callable[[str], bool], why: str) -> SchemaError:
+    """A SchemaError for the first value of column ``index`` after the first ``rows`` rows that is ``bad``,
+    naming its line."""
+    name = header[index]
+    kind = col_kinds[name]
+    found = _find_record(src, rows, lambda record: len(record) > index and record[index] != "" and bad(record[index]))
+    if found is None:  # not found again (it should be): say where the reader was
+        return SchemaError(f"{src.name}, after row {rows:,}: column {name} holds a value that is not {kind} ({why})")
+    line, record = found
+    return SchemaError(f"{src.name}, line {line:,}: column {name} holds {record[index]!r}, which is not {kind} ({why})")
+
+
+def _find_record(src: Path, skip: int, predicate: Callable[[list[str]], bool]) -> tuple[int, list[str]] | None:
+    """The first row after the first ``skip`` rows for which ``predicate`` holds, and the line of the
+    file it starts on as an editor numbers them (the header is line 1; a quoted value may span lines).
+    Read again from the start: this runs only once a conversion has failed."""
+    with igzip.open(src, "rt", encoding="utf-8", errors="replace", newline="") as text:
+        reader = csv.reader(text)
+        next(reader, None)
+        rows, last_line = 0, reader.line_num
+        for record in reader:
+            first_line, last_line = last_line + 1, reader.line_num
+            if not record:  # an empty line: Arrow's reader skips it too
+                continue
+            rows += 1
+            if rows > skip and predicate(record):
+                return first_line, record
+    return None
 
 
 def preview(batch: pa.RecordBatch) -> str:

@@ -215,3 +215,37 @@ def test_a_failing_parquet_write_stops_the_conversion_and_leaves_no_file(tmp_pat
         csv_gz_to_parquet(src, tmp_path / "m.parquet", "yellow")
     assert not (tmp_path / "m.parquet").exists()
     assert len(calls) <= 4  # it stopped at the failure instead of reading the rest of the month
+
+
+def month_with_row_replaced(tmp_path: Path, rows: int, row: int, change) -> Path:
+    """A generated yellow month of ``rows`` rows whose row ``row`` (1-based) is ``change(cells)``."""
+    lines = gzip.decompress(generate("yellow", 2021, 1, rows, tmp_path / "g.csv.gz").read_bytes()).decode().split("\n")
+    lines[row] = ",".join(change(lines[row].split(",")))
+    return write_gz(tmp_path / "bad.csv.gz", "\n".join(lines))
+
+
+@pytest.mark.parametrize("change, says", [
+    (lambda cells: [*cells[:3], "x", *cells[4:]], "line 50,001: column passenger_count holds 'x', which is not int"),
+    (lambda cells: [*cells[:3], "1.5", *cells[4:]], "line 50,001: column passenger_count holds '1.5', which is not int"),
+    (lambda cells: [*cells[:4], "far", *cells[5:]], "line 50,001: column trip_distance holds 'far', which is not float"),
+    (lambda cells: [cells[0], "yesterday", *cells[2:]],
+     "line 50,001: column tpep_pickup_datetime holds 'yesterday', which is not timestamp"),
+    (lambda cells: cells[:-1], "line 50,001: the row has 17 columns, the header 18"),
+])
+def test_a_bad_value_is_named_with_the_line_of_the_file_it_is_on(tmp_path, change, says):
+    """Row 50,000 is line 50,001 (line 1 is the header), in a month read in many batches."""
+    src = month_with_row_replaced(tmp_path, 60_000, 50_000, change)
+    with pytest.raises(SchemaError) as error:
+        csv_gz_to_parquet(src, tmp_path / "y.parquet", "yellow")
+    assert str(error.value).startswith(f"bad.csv.gz, {says}")
+    assert not (tmp_path / "y.parquet").exists()
+
+
+def test_line_numbers_count_the_lines_of_quoted_values_and_skip_nothing(tmp_path):
+    src = write_gz(tmp_path / "y.csv.gz", YELLOW_HEADER + "\n"
+                   '1,2021-01-01 00:30:10,2021-01-01 00:36:12,1,2.10,1,"N\nY",142,43,2,8,3,.5,0,0,.3,11.8,2.5\n'
+                   "\n"
+                   "1,2021-01-01 00:30:10,2021-01-01 00:36:12,1,2.10,1,N,142,43,2,8,3,.5,0,0,.3,11.8,2.5\n"
+                   "1,2021-01-01 00:30:10,2021-01-01 00:36:12,1,2.10,1,N,142,43,two,8,3,.5,0,0,.3,11.8,2.5\n")
+    with pytest.raises(SchemaError, match=r"^y.csv.gz, line 6: column payment_type holds 'two', which is not int"):
+        csv_gz_to_parquet(src, tmp_path / "y.parquet", "yellow")
