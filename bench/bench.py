@@ -122,9 +122,10 @@ def single_month_steps(args: argparse.Namespace, work: Path) -> list[Row]:
 
     # 2. month -> PostgreSQL
     from pg_cluster import bin_dir
-    pg_env = {**os.environ, "PGPASSWORD": Path(os.environ["POSTGRES_PASSWORD_FILE"]).read_text().strip()}
+    # As the stack's superuser: CHECKPOINT needs it (the flows' role cannot).
+    pg_env = {**os.environ, "PGPASSWORD": Path(os.environ["POSTGRES_ADMIN_PASSWORD_FILE"]).read_text().strip()}
     psql = [str(bin_dir() / "psql"), "-h", "127.0.0.1", "-p", os.environ["POSTGRES_PORT"], "-U",
-            os.environ["POSTGRES_USER"], "-d", os.environ["POSTGRES_DB"], "-q", "-c"]
+            os.environ["POSTGRES_ADMIN_USER"], "-d", os.environ["POSTGRES_DB"], "-q", "-c"]
     sql = lambda text: subprocess.run([*psql, text], env=pg_env, check=True)  # noqa: E731
     sql(_plain_table_sql())
     # Every run starts from a checkpoint, so that none pays for writing out the WAL of the one

@@ -2,8 +2,13 @@
 
 PostgreSQL refuses to run as root, so when the stack runs as root the server runs
 as the system user ``nyctaxi-postgres`` (created on first use). The cluster uses
-password authentication (scram-sha-256) over TCP on 127.0.0.1 only; the password is
-generated once and kept in a file readable only by its owner.
+password authentication (scram-sha-256) over TCP on 127.0.0.1 only.
+
+Two database roles, each with a password generated once and kept in a file readable
+only by its owner: ``root`` (the course's user), a superuser that only sets things up,
+and ``ny_taxi_etl``, what the flows connect as: no superuser, no new databases or
+roles, only the right to create tables in ``ny_taxi``'s public schema, so it owns
+the project's tables and nothing else.
 """
 from __future__ import annotations
 
@@ -17,8 +22,9 @@ import subprocess
 from pathlib import Path
 
 SYSTEM_USER = "nyctaxi-postgres"
-DB_USER = "root"        # the course's docker-compose user
+DB_USER = "root"        # the course's docker-compose user: the superuser, for setting up only
 DATABASE = "ny_taxi"    # and database
+ETL_USER = "ny_taxi_etl"  # what the flows' block connects as
 
 
 def bin_dir() -> Path:
@@ -59,9 +65,14 @@ def _let_user_reach(path: Path, user: str) -> None:
             os.chmod(parent, mode | stat.S_IXOTH)
 
 
-def password(root: Path) -> str:
-    """The cluster's password, made once per stack."""
-    path = root / "postgres-password"
+def password_file(root: Path, user: str = DB_USER) -> Path:
+    """Where the password of ``user`` is kept."""
+    return root / ("postgres-password" if user == DB_USER else f"postgres-{user}-password")
+
+
+def password(root: Path, user: str = DB_USER) -> str:
+    """The password of ``user``, made once per stack."""
+    path = password_file(root, user)
     if not path.exists():
         path.write_text(secrets.token_urlsafe(18))
         path.chmod(0o600)
@@ -112,6 +123,7 @@ def connect(root: Path, port: int, database: str = "postgres"):
 
 
 def ensure_database(root: Path, port: int) -> None:
+    """The course's database, and the flows' role with no more rights than it needs there."""
     conn = connect(root, port)
     conn.autocommit = True  # CREATE DATABASE cannot run in a transaction
     try:
@@ -119,5 +131,23 @@ def ensure_database(root: Path, port: int) -> None:
             cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,))
             if not cur.fetchone():
                 cur.execute(f'CREATE DATABASE "{DATABASE}"')
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ETL_USER,))
+            verb = "ALTER" if cur.fetchone() else "CREATE"
+            cur.execute(f'{verb} ROLE "{ETL_USER}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION '
+                        f"PASSWORD %s", (password(root, ETL_USER),))
+            cur.execute(f'GRANT CONNECT ON DATABASE "{DATABASE}" TO "{ETL_USER}"')
+    finally:
+        conn.close()
+    conn = connect(root, port, DATABASE)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'GRANT USAGE, CREATE ON SCHEMA public TO "{ETL_USER}"')
+            # Tables a stack made before this role existed were the superuser's: the flows' role takes them.
+            cur.execute("SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND pg_get_userbyid(c.relowner) = %s",
+                        (DB_USER,))
+            for (table,) in cur.fetchall():
+                cur.execute(f'ALTER TABLE {table} OWNER TO "{ETL_USER}"')
     finally:
         conn.close()

@@ -165,8 +165,12 @@ class Postgres(Service):
         pg_cluster.ensure_database(root, port)
 
     def exports(self, root, port):
-        return {"POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": port, "POSTGRES_USER": pg_cluster.DB_USER,
-                "POSTGRES_DB": pg_cluster.DATABASE, "POSTGRES_PASSWORD_FILE": root / "postgres-password"}
+        # POSTGRES_USER is the flows' role (the postgres-connector block); the superuser is for setting up.
+        return {"POSTGRES_HOST": "127.0.0.1", "POSTGRES_PORT": port, "POSTGRES_DB": pg_cluster.DATABASE,
+                "POSTGRES_USER": pg_cluster.ETL_USER,
+                "POSTGRES_PASSWORD_FILE": pg_cluster.password_file(root, pg_cluster.ETL_USER),
+                "POSTGRES_ADMIN_USER": pg_cluster.DB_USER,
+                "POSTGRES_ADMIN_PASSWORD_FILE": pg_cluster.password_file(root, pg_cluster.DB_USER)}
 
 
 SERVICES: tuple[Service, ...] = (PrefectServer(), GcsEmulator(), BigQueryEmulator(), Mirror(), Postgres())
