@@ -13,4 +13,6 @@ def parser(description: str | None, *, months: list[int] | None = None) -> argpa
         p.add_argument("--months", type=int, nargs="+", default=months)
     p.add_argument("--year", type=int, default=2021)
     p.add_argument("--color", default="yellow", help="yellow, green or fhv")
+    p.add_argument("--allow-shrink", action="store_true",
+                   help="replace a loaded month even with an edition that has no rows or far fewer")
     return p

@@ -23,14 +23,17 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.context import get_run_context
 from prefect.deployments import run_deployment
+from pydantic import StrictInt
 
 from etl_month import etl_month, load_month
+from liveness import record_process
 from nyctaxi import bigquery, lake, postgres
 from nyctaxi.backfill import DESTINATIONS, Unit, check_destinations, months_between, plan
 from nyctaxi.dataset import TaxiMonth
 from nyctaxi.schema import table_name
 from nyctaxi.source import remote_version
-from tasks import VERSION_METADATA, bigquery_client, bucket_key, gcs_bucket, postgres_connector
+from tasks import (BIGQUERY_FIX, GCS_FIX, bigquery_client, bucket_key, gcs_bucket, lake_bucket, postgres_connector,
+                   reaching_postgres)
 
 MONTH_DEPLOYMENT = "etl-month/backfill-month"
 Runner = Literal["dask", "agents", "sequential"]
@@ -39,22 +42,26 @@ Runner = Literal["dask", "agents", "sequential"]
 # --- what is loaded already ---------------------------------------------------------------
 
 def _lake_versions(taxis: list[TaxiMonth]) -> dict[TaxiMonth, str | None]:
+    from nyctaxi import gcs
+
     gcs_block = gcs_bucket()
     by_key = {}
-    for color in {t.color for t in taxis}:
-        blobs = gcs_block.get_bucket().list_blobs(prefix=bucket_key(gcs_block, lake.object_prefix(color)))
-        by_key.update({b.name: (b.metadata or {}).get(VERSION_METADATA) for b in blobs})
+    with gcs.reaching(GCS_FIX):
+        for color in {t.color for t in taxis}:
+            by_key.update(gcs.versions(lake_bucket(gcs_block), bucket_key(gcs_block, lake.object_prefix(color))))
     return {t: by_key.get(bucket_key(gcs_block, lake.object_key(t.color, t.dataset_file))) for t in taxis}
 
 
 def _bigquery_versions(taxis: list[TaxiMonth]) -> dict[TaxiMonth, str | None]:
     client = bigquery_client()
-    by_color = {color: bigquery.loaded_versions(client, color) for color in {t.color for t in taxis}}
+    with bigquery.reaching(BIGQUERY_FIX):
+        by_color = {color: bigquery.loaded_versions(client, color) for color in {t.color for t in taxis}}
     return {t: by_color[t.color].get(t.source_file) for t in taxis}
 
 
 def _postgres_versions(taxis: list[TaxiMonth]) -> dict[TaxiMonth, str | None]:
-    with postgres_connector().get_connection(begin=False) as connection:
+    connector = postgres_connector()
+    with reaching_postgres(connector), connector.get_connection(begin=False) as connection:
         conn = connection.connection.dbapi_connection
         by_color = {color: postgres.loaded_versions(conn, table_name(color)) for color in {t.color for t in taxis}}
     return {t: by_color[t.color].get(t.source_file) for t in taxis}
@@ -79,12 +86,13 @@ def plan_backfill(start: str, end: str, colors: list[str], destinations: list[st
 
 # --- three ways to run the units ------------------------------------------------------------
 
-def _unit_parameters(unit: Unit) -> dict:
+def _unit_parameters(unit: Unit, allow_shrink: bool) -> dict:
     t = unit.taxi
-    return {"year": t.year, "month": t.month, "color": t.color, "destinations": list(unit.destinations)}
+    return {"year": t.year, "month": t.month, "color": t.color, "destinations": list(unit.destinations),
+            "allow_shrink": allow_shrink}
 
 
-@flow(name="etl-backfill-on-dask")
+@flow(name="etl-backfill-on-dask", on_running=[record_process])
 def run_on_dask(units: dict[str, dict]) -> dict[str, str]:
     """Every unit (its name: ``etl_month``'s parameters) as one ``load-month`` task on the flow's
     task runner, a DaskTaskRunner: as many months in flight as the cluster has worker threads."""
@@ -92,18 +100,18 @@ def run_on_dask(units: dict[str, dict]) -> dict[str, str]:
     return {name: future.wait().type.value for name, future in futures.items()}
 
 
-def run_sequentially(units: list[Unit]) -> dict[str, str]:
+def run_sequentially(units: list[Unit], allow_shrink: bool) -> dict[str, str]:
     """Every unit as an ``etl-month`` subflow, one after another (the course's parent flow's way)."""
-    return {u.name: etl_month(**_unit_parameters(u), return_state=True).type.value for u in units}
+    return {u.name: etl_month(**_unit_parameters(u, allow_shrink), return_state=True).type.value for u in units}
 
 
-def run_on_agents(units: list[Unit], deployment: str, poll_s: float = 2.0) -> dict[str, str]:
+def run_on_agents(units: list[Unit], deployment: str, allow_shrink: bool, poll_s: float = 2.0) -> dict[str, str]:
     """Every unit as a run of ``deployment``, all created at once: every agent on its work
     queue takes runs, so they spread over all machines serving the queue."""
     logger = get_run_logger()
     parent = get_run_context().flow_run.id
     runs = {
-        u.name: run_deployment(deployment, parameters=_unit_parameters(u), timeout=0,
+        u.name: run_deployment(deployment, parameters=_unit_parameters(u, allow_shrink), timeout=0,
                                flow_run_name=f"backfill {u.taxi.dataset_file}",
                                # A retried backfill finds its runs instead of making new ones.
                                idempotency_key=f"{parent}:{u.taxi.dataset_file}:{','.join(u.destinations)}").id
@@ -123,16 +131,17 @@ def run_on_agents(units: list[Unit], deployment: str, poll_s: float = 2.0) -> di
     return states
 
 
-@flow(name="etl-backfill")
+@flow(name="etl-backfill", on_running=[record_process])
 def etl_backfill(start: str = "2019-01", end: str = "2021-07", colors: list[str] = ["yellow", "green"],
                  destinations: list[str] = list(DESTINATIONS), runner: Runner = "dask",
-                 dask_address: str | None = None, dask_workers: int = 2, dask_memory_limit: str = "2GiB",
-                 deployment: str = MONTH_DEPLOYMENT) -> dict[str, str]:
+                 dask_address: str | None = None, dask_workers: StrictInt = 2, dask_memory_limit: str = "2GiB",
+                 deployment: str = MONTH_DEPLOYMENT, allow_shrink: bool = False) -> dict[str, str]:
     """Load every (colour, month) from ``start`` to ``end`` that is not loaded yet; returns each unit's final state.
 
     ``runner``: ``dask`` (a DaskTaskRunner: a local cluster of ``dask_workers`` processes,
     one month at a time each, or the cluster at ``dask_address``), ``agents`` (runs of the
     per-month ``deployment``, taken by every agent on its queue) or ``sequential``.
+    ``allow_shrink`` lets a month be replaced by an edition with no rows or far fewer (refused otherwise).
     """
     units = plan_backfill(start, end, colors, destinations)
     if not units:
@@ -144,11 +153,11 @@ def etl_backfill(start: str = "2019-01", end: str = "2021-07", colors: list[str]
 
         dask = (DaskTaskRunner(address=dask_address) if dask_address else DaskTaskRunner(
             cluster_kwargs={"n_workers": dask_workers, "threads_per_worker": 1, "memory_limit": dask_memory_limit}))
-        states = run_on_dask.with_options(task_runner=dask)({u.name: _unit_parameters(u) for u in units})
+        states = run_on_dask.with_options(task_runner=dask)({u.name: _unit_parameters(u, allow_shrink) for u in units})
     elif runner == "agents":
-        states = run_on_agents(units, deployment)
+        states = run_on_agents(units, deployment, allow_shrink)
     else:
-        states = run_sequentially(units)
+        states = run_sequentially(units, allow_shrink)
     _report(states)
     return states
 
@@ -173,10 +182,12 @@ def main() -> None:
     parser.add_argument("--dask-address", default=None, help="an existing Dask scheduler (default: a local cluster)")
     parser.add_argument("--dask-workers", type=int, default=2, help="processes of the local Dask cluster")
     parser.add_argument("--deployment", default=MONTH_DEPLOYMENT, help="the per-month deployment (--runner agents)")
+    parser.add_argument("--allow-shrink", action="store_true",
+                        help="replace loaded months even with editions that have no rows or far fewer")
     args = parser.parse_args()
     etl_backfill(start=args.start, end=args.end, colors=args.colors, destinations=args.destinations,
                  runner=args.runner, dask_address=args.dask_address, dask_workers=args.dask_workers,
-                 deployment=args.deployment)
+                 deployment=args.deployment, allow_shrink=args.allow_shrink)
 
 
 if __name__ == "__main__":

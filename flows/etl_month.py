@@ -12,15 +12,18 @@ from typing import Callable
 
 from prefect import flow, task
 from prefect.tasks import exponential_backoff
+from pydantic import StrictInt
 
 import cli
+from liveness import record_process
 from nyctaxi.backfill import DESTINATIONS, check_destinations
 from nyctaxi.dataset import TaxiMonth
 from nyctaxi.schema import table_name
-from tasks import Cleaned, clean, fetch, load_bq_from_gcs, load_postgres, worth_retrying, write_gcs, write_local
+from tasks import (Cleaned, clean, drop_staged, fetch, load_bq_from_gcs, load_postgres, worth_retrying, write_gcs,
+                   write_local)
 
 
-def load_month_into(taxi: TaxiMonth, destinations: list[str],
+def load_month_into(taxi: TaxiMonth, destinations: list[str], allow_shrink: bool = False,
                     run: Callable = lambda step: step) -> dict[str, str | int]:
     """The steps of one month, for the destinations asked; returns what each destination
     got: the lake its object's ``gs://`` URI, the databases the month's rows.
@@ -31,38 +34,46 @@ def load_month_into(taxi: TaxiMonth, destinations: list[str],
     """
     got: dict[str, str | int] = {}
     cleaned = None
-    if "lake" in destinations or "postgres" in destinations:
-        cleaned = run(clean)(run(fetch)(taxi.url()), taxi.color)
-    if "lake" in destinations:
-        path = run(write_local)(cleaned, taxi.color, taxi.dataset_file)
-        got["lake"] = run(write_gcs)(path)
-        cleaned = Cleaned(path, cleaned.rows)  # Postgres then loads the lake file
-    if "bigquery" in destinations:
-        got["bigquery"] = run(load_bq_from_gcs)(taxi.color, taxi.dataset_file, taxi.source_file)
-    if "postgres" in destinations:
-        got["postgres"] = run(load_postgres)(cleaned, taxi.color, table_name(taxi.color), taxi.source_file)
+    try:
+        if "lake" in destinations or "postgres" in destinations:
+            cleaned = run(clean)(run(fetch)(taxi.url()), taxi.color)
+        if "lake" in destinations:
+            path = run(write_local)(cleaned, taxi.color, taxi.dataset_file, allow_shrink)
+            got["lake"] = run(write_gcs)(path, allow_shrink)
+            cleaned = Cleaned(path, cleaned.rows, cleaned.source)  # Postgres then loads the lake file
+        if "bigquery" in destinations:
+            got["bigquery"] = run(load_bq_from_gcs)(taxi.color, taxi.dataset_file, taxi.source_file, allow_shrink)
+        if "postgres" in destinations:
+            got["postgres"] = run(load_postgres)(cleaned, taxi.color, table_name(taxi.color), taxi.source_file,
+                                                 allow_shrink)
+    except BaseException as e:
+        # Inside one task (step.fn) no step's failure hook runs: the month's staged file goes here.
+        drop_staged([cleaned], e)
+        raise
     return got
 
 
-@flow(name="etl-month")
-def etl_month(year: int = 2021, month: int = 1, color: str = "yellow",
-              destinations: list[str] = list(DESTINATIONS)) -> dict[str, str | int]:
+@flow(name="etl-month", on_running=[record_process])
+def etl_month(year: StrictInt = 2021, month: StrictInt = 1, color: str = "yellow",
+              destinations: list[str] = list(DESTINATIONS), allow_shrink: bool = False) -> dict[str, str | int]:
     """One month of one colour into the destinations asked: one unit of a backfill."""
-    return load_month_into(TaxiMonth(color, year, month), check_destinations(destinations))
+    return load_month_into(TaxiMonth(color, year, month), check_destinations(destinations), allow_shrink)
 
 
 @task(name="load-month", retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3),
       retry_condition_fn=worth_retrying)
-def load_month(year: int, month: int, color: str, destinations: list[str]) -> dict[str, str | int]:
+def load_month(year: int, month: int, color: str, destinations: list[str],
+               allow_shrink: bool = False) -> dict[str, str | int]:
     """One month as one task: all its steps in the worker (thread, Dask worker) that runs it."""
-    return load_month_into(TaxiMonth(color, year, month), destinations, run=lambda step: step.fn)
+    return load_month_into(TaxiMonth(color, year, month), destinations, allow_shrink, run=lambda step: step.fn)
 
 
 def main() -> None:
     parser = cli.parser(__doc__)
     parser.add_argument("--destinations", nargs="+", default=list(DESTINATIONS), choices=DESTINATIONS)
     args = parser.parse_args()
-    etl_month(year=args.year, month=args.month, color=args.color, destinations=args.destinations)
+    etl_month(year=args.year, month=args.month, color=args.color, destinations=args.destinations,
+              allow_shrink=args.allow_shrink)
 
 
 if __name__ == "__main__":

@@ -2,25 +2,31 @@
 from __future__ import annotations
 
 from prefect import flow
+from pydantic import StrictInt
 
 import cli
+from liveness import record_process
 from nyctaxi import lake
 from nyctaxi.dataset import TaxiMonth
 from summary import record_month
 from tasks import clean, fetch, write_gcs, write_local
 
 
-@flow(name="etl-web-to-gcs")
-def etl_web_to_gcs(year: int = 2021, month: int = 1, color: str = "yellow") -> str:
-    """The main ETL function: one month of one colour into the lake and the bucket."""
+@flow(name="etl-web-to-gcs", on_running=[record_process])
+def etl_web_to_gcs(year: StrictInt = 2021, month: StrictInt = 1, color: str = "yellow",
+                   allow_shrink: bool = False) -> str:
+    """The main ETL function: one month of one colour into the lake and the bucket.
+
+    A loaded month is never replaced by an edition with no rows or far fewer, unless ``allow_shrink``.
+    """
     taxi = TaxiMonth(color, year, month)  # validates before anything is downloaded
     dataset_file = taxi.dataset_file
     dataset_url = taxi.url()
 
     raw = fetch(dataset_url)
     cleaned = clean(raw, color)
-    path = write_local(cleaned, color, dataset_file)
-    uri = write_gcs(path)
+    path = write_local(cleaned, color, dataset_file, allow_shrink)
+    uri = write_gcs(path, allow_shrink)
 
     record_month("lake", color, year, month, {
         "source": dataset_url, "rows read": cleaned.rows, "rows written": lake.row_count(path),
@@ -31,7 +37,7 @@ def etl_web_to_gcs(year: int = 2021, month: int = 1, color: str = "yellow") -> s
 
 def main() -> None:
     args = cli.parser(__doc__).parse_args()
-    etl_web_to_gcs(year=args.year, month=args.month, color=args.color)
+    etl_web_to_gcs(year=args.year, month=args.month, color=args.color, allow_shrink=args.allow_shrink)
 
 
 if __name__ == "__main__":

@@ -2,24 +2,30 @@
 from __future__ import annotations
 
 from prefect import flow
+from pydantic import StrictInt
 
 import cli
+from liveness import record_process
 from nyctaxi import postgres
 from nyctaxi.dataset import TaxiMonth
 from summary import record_month
 from tasks import clean, fetch, load_postgres
 
 
-@flow(name="etl-web-to-postgres")
-def etl_web_to_postgres(year: int = 2021, month: int = 1, color: str = "yellow", table: str | None = None) -> int:
-    """Load one month into ``table`` (default ``{color}_tripdata``) of the ``postgres-connector`` database."""
+@flow(name="etl-web-to-postgres", on_running=[record_process])
+def etl_web_to_postgres(year: StrictInt = 2021, month: StrictInt = 1, color: str = "yellow", table: str | None = None,
+                        allow_shrink: bool = False) -> int:
+    """Load one month into ``table`` (default ``{color}_tripdata``) of the ``postgres-connector`` database.
+
+    A loaded month is never replaced by an edition with no rows or far fewer, unless ``allow_shrink``.
+    """
     taxi = TaxiMonth(color, year, month)  # validates before anything is downloaded
     table = postgres.table_name(color, table)
     dataset_url = taxi.url()
 
     raw = fetch(dataset_url)
     cleaned = clean(raw, color)
-    rows = load_postgres(cleaned, color, table, taxi.source_file)
+    rows = load_postgres(cleaned, color, table, taxi.source_file, allow_shrink)
 
     record_month("postgres", color, year, month, {
         "source": dataset_url, "rows read": cleaned.rows, "rows loaded": rows, "table": table,
@@ -31,7 +37,8 @@ def main() -> None:
     parser = cli.parser(__doc__)
     parser.add_argument("--table", default=None, help="default: {color}_tripdata")
     args = parser.parse_args()
-    etl_web_to_postgres(year=args.year, month=args.month, color=args.color, table=args.table)
+    etl_web_to_postgres(year=args.year, month=args.month, color=args.color, table=args.table,
+                        allow_shrink=args.allow_shrink)
 
 
 if __name__ == "__main__":

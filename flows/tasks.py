@@ -12,6 +12,7 @@ from typing import Iterator
 from prefect import get_run_logger, task
 from prefect.concurrency.sync import concurrency
 from prefect.context import TaskRunContext
+from prefect.logging.loggers import task_run_logger
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 from prefect.tasks import exponential_backoff
 from prefect.utilities.hashing import hash_objects
@@ -22,15 +23,22 @@ from prefect.utilities.hashing import hash_objects
 # and the GCS flow needs only for its upload, after the conversion has given its memory back.
 from nyctaxi import lake, postgres
 from nyctaxi.convert import SourceDataError, csv_gz_to_parquet, fill_missing, passenger_counts
-from nyctaxi.dataset import TaxiMonth
+from nyctaxi.failures import CONNECT_TIMEOUT_S, DiskFullError, ServiceUnreachableError, reaching, writing
+from nyctaxi.dataset import ParameterError, TaxiMonth, source_file_of
 from nyctaxi.schema import SchemaError, kinds
-from nyctaxi.source import NotGzipError, NotPublishedError, discard, download, downloaded_version
+from nyctaxi.shrink import ShrinkError, check_replacement
+from nyctaxi.source import (NotGzipError, NotPublishedError, SourceError, discard, download, downloaded_version,
+                            remote_version)
 
 GCS_BLOCK = "zoom-gcs"
 CREDS_BLOCK = "zoom-gcp-creds"
 POSTGRES_BLOCK = "postgres-connector"
 MAKE_GCP_BLOCKS = "python blocks/make_gcp_blocks.py --help"
-UPLOAD_TIMEOUT_S = 600
+MAKE_POSTGRES_BLOCK = "python blocks/make_postgres_block.py --help"
+# What to do when a service cannot be reached (on the local stack: `make stack`, see failures.py).
+GCS_FIX = f"check the network and the {GCS_BLOCK!r} block (`{MAKE_GCP_BLOCKS}`)"
+BIGQUERY_FIX = f"check the network and the {CREDS_BLOCK!r} block (`{MAKE_GCP_BLOCKS}`)"
+POSTGRES_FIX = f"check that PostgreSQL runs there and the {POSTGRES_BLOCK!r} block (`{MAKE_POSTGRES_BLOCK}`)"
 # Global concurrency limits (``prefect gcl``) around the loads: inactive until someone sets them,
 # e.g. ``python deployments/backfill_deploy.py --load-limit 2``. They hold in every way of running,
 # including inside one Dask task of a backfill.
@@ -38,11 +46,6 @@ POSTGRES_LOADS = "postgres-loads"
 BIGQUERY_LOADS = "bigquery-loads"
 LOAD_SLOT_TIMEOUT_S = 3600
 SLOT_WAIT_WARNING_S = 120
-VERSION_METADATA = "source_version"
-# Upload chunk of the lake file (GCS wants a multiple of 256 KiB). google-cloud-storage sends a
-# file over 8 MiB in resumable chunks of 100 MiB by default, each read whole into memory: that
-# added about 200 MB to the flow's peak for a 7.8 M-row month (220 MB of parquet).
-UPLOAD_CHUNK_BYTES = 8 << 20
 
 
 def load_block(block_type, name: str, how_to_make: str):
@@ -68,29 +71,60 @@ def bucket_key(gcs_block, key: str) -> str:
     return "/".join(part for part in (gcs_block.bucket_folder.strip("/"), key) if part)
 
 
-def cache_key_while_downloaded(context: TaskRunContext, parameters: dict) -> str | None:
-    """The course's ``task_input_hash`` cache, valid only where the cached file exists.
+def lake_bucket(gcs_block):
+    """The block's bucket, as a google-cloud-storage ``Bucket``. Not ``gcs_block.get_bucket()``:
+    that asks the server for the bucket with the client's default retry (two minutes of retrying
+    a refused connection) before any work is done."""
+    return gcs_block.gcp_credentials.get_cloud_storage_client().bucket(gcs_block.bucket)
+
+
+def cache_key_while_current(context: TaskRunContext, parameters: dict) -> str | None:
+    """The course's ``task_input_hash`` cache, valid only while the cached file exists and the
+    server still publishes the edition it holds.
 
     A cache hit returns a path, so it is offered only when that path exists in this
     process, and the key names this host and result store: a container never reuses a
     path (or a persisted result) that only another machine has (PrefectHQ/prefect#8637).
+    The key also holds the edition published now (a HEAD request, ``remote_version``): a
+    republished file is a new key, so it is downloaded afresh; if the server cannot be
+    asked, the cached download is used, with a warning. A download a later step rejected
+    was removed (``discard``), so it is never offered again.
     Like ``task_input_hash`` it hashes the task's code and inputs, but not the task key,
     which includes the code's file path: Prefect runs each Process deployment run from a
     new temporary copy of flows/, so that path never repeats and the cache would never hit.
     """
-    path = lake.raw_path(parameters["dataset_url"])
-    if not path.is_file():
+    url = parameters["dataset_url"]
+    path = lake.raw_path(url)
+    held = downloaded_version(path) if path.is_file() else None
+    if held is None:
+        return None
+    logger = task_run_logger(context.task_run, task=context.task)
+    try:
+        published = remote_version(url)
+    except NotPublishedError:
+        return None  # no longer published: let fetch say so
+    except (SourceError, ServiceUnreachableError) as e:
+        logger.warning(f"could not ask whether {url} changed ({e}): using the download cached at {path}")
+        published = held
+    if published != held:
+        logger.info(f"{url} was republished since it was cached: downloading the new edition")
         return None
     where = f"{socket.gethostname()}:{PREFECT_LOCAL_STORAGE_PATH.value()}:{path}"
-    return hash_objects(context.task.name, context.task.fn.__code__.co_code.hex(), parameters, where)
+    return hash_objects(context.task.name, context.task.fn.__code__.co_code.hex(), parameters, where, published)
+
+
+# What the next attempt would meet again: a 404, a web page instead of the file, a file that does not
+# fit the schema, a month refused as too small, a service that refuses connections, a full disk.
+NOT_WORTH_RETRYING = (NotPublishedError, NotGzipError, ParameterError, SchemaError, ShrinkError,
+                      ServiceUnreachableError, DiskFullError)
 
 
 def worth_retrying(task, task_run, state) -> bool:
-    """Retry network failures and broken transfers; a 404 or a web page instead of the file
-    will not change on retry."""
+    """Retry network failures and broken transfers, not what the next attempt would meet again
+    (``NOT_WORTH_RETRYING``)."""
     try:
         state.result()
-    except (NotPublishedError, NotGzipError):
+    except NOT_WORTH_RETRYING:
         return False
     except Exception:
         return True
@@ -101,21 +135,40 @@ def worth_retrying(task, task_run, state) -> bool:
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=3),
     retry_condition_fn=worth_retrying,
-    cache_key_fn=cache_key_while_downloaded,
+    cache_key_fn=cache_key_while_current,
     cache_expiration=timedelta(days=1),
     persist_result=True,
 )
 def fetch(dataset_url: str) -> Path:
     """Download the taxi data from the web to a local csv.gz and return its path."""
-    return download(dataset_url, lake.raw_path(dataset_url), logger=get_run_logger())
+    return download(dataset_url, lake.raw_path(dataset_url), scratch=lake.scratch_dir(), logger=get_run_logger())
 
 
 @dataclass(frozen=True)
 class Cleaned:
-    """A month converted to the declared schema, waiting in staging to be written."""
+    """A month converted to the declared schema (in staging, or the lake file), and the download it came from."""
 
     path: Path
     rows: int
+    source: Path
+
+
+def drop_staged(inputs, error: BaseException | None) -> None:
+    """What a failed step does with its inputs: staged files are removed (the lake's own files
+    stay), and if it refused the month as too small, so is the download the month came from:
+    a rejected download is never served again."""
+    for value in inputs:
+        path = value.path if isinstance(value, Cleaned) else value
+        if isinstance(path, Path) and lake.is_staged(path):
+            path.unlink(missing_ok=True)
+        if isinstance(value, Cleaned) and isinstance(error, ShrinkError):
+            discard(value.source)
+
+
+def drop_staged_input(task, task_run, state) -> None:
+    """``on_failure`` hook (it runs once a task has failed for the last time): ``drop_staged``
+    of the task's parameters."""
+    drop_staged(TaskRunContext.get().parameters.values(), state.result(raise_on_failure=False))
 
 
 @task()
@@ -124,7 +177,9 @@ def clean(path: Path, color: str) -> Cleaned:
     logger = get_run_logger()
     staged = lake.staging_path(path.name.split(".")[0])
     try:
-        report = csv_gz_to_parquet(path, staged, color, source_version=downloaded_version(path), logger=logger)
+        # The parquet file is about the size of the download: that is the space it needs.
+        with writing(lake.data_root(), path.stat().st_size):
+            report = csv_gz_to_parquet(path, staged, color, source_version=downloaded_version(path), logger=logger)
     except (SourceDataError, SchemaError):
         # The download itself is bad: drop it so that the next attempt fetches again.
         discard(path)
@@ -138,34 +193,42 @@ def clean(path: Path, color: str) -> Cleaned:
             f"post: missing passenger count: {report.after.missing:,}, zero: {report.after.zero:,} "
             "(kept as null and 0 in the lake: no fill)"
         )
-    return Cleaned(staged, report.rows)
+    return Cleaned(staged, report.rows, path)
 
 
-@task()
-def write_local(cleaned: Cleaned, color: str, dataset_file: str) -> Path:
-    """Write the cleaned month into the local lake as parquet, atomically."""
-    path = lake.publish(cleaned.path, lake.lake_path(color, dataset_file))
+@task(on_failure=[drop_staged_input])
+def write_local(cleaned: Cleaned, color: str, dataset_file: str, allow_shrink: bool = False) -> Path:
+    """Write the cleaned month into the local lake as parquet, atomically (never a much smaller
+    edition over a loaded one, unless ``allow_shrink``)."""
+    dest = lake.lake_path(color, dataset_file)
+    check_replacement(f"the lake file {dest}", source_file_of(dataset_file), cleaned.rows,
+                      lake.row_count(dest) if dest.is_file() else None, allow_shrink=allow_shrink)
+    path = lake.publish(cleaned.path, dest)
     get_run_logger().info(f"wrote {cleaned.rows:,} rows to {path}")
     return path
 
 
-@task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=3))
-def write_gcs(path: Path) -> str:
-    """Upload the local parquet file to the ``zoom-gcs`` bucket; return its ``gs://`` URI."""
+@task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=3), retry_condition_fn=worth_retrying)
+def write_gcs(path: Path, allow_shrink: bool = False) -> str:
+    """Upload the local parquet file to the ``zoom-gcs`` bucket; return its ``gs://`` URI
+    (never a much smaller edition over a loaded one, unless ``allow_shrink``)."""
+    from nyctaxi import gcs
+
     gcs_block = gcs_bucket()
-    # The lake path ends in {color}/{dataset_file}.parquet wherever the data root is.
-    key = lake.object_key(path.parent.name, path.stem)
-    # What gcs_block.upload_from_path does (the key under the block's bucket_folder), with a
-    # blob of bounded chunk size, which upload_from_path has no argument for.
-    uploaded = bucket_key(gcs_block, key)
-    get_run_logger().info(f"Uploading from {path!r} to the bucket {gcs_block.bucket!r} path {uploaded!r}.")
-    blob = gcs_block.get_bucket().blob(uploaded, chunk_size=UPLOAD_CHUNK_BYTES)
-    # The edition of the release file it holds: what a backfill compares (set with the object).
-    version = lake.source_version(path)
-    if version:
-        blob.metadata = {VERSION_METADATA: version}
-    blob.upload_from_filename(str(path), timeout=UPLOAD_TIMEOUT_S)
-    return f"gs://{gcs_block.bucket}/{uploaded}"
+    # The lake path ends in {color}/{dataset_file}.parquet wherever the data root is. The object's
+    # name is what gcs_block.upload_from_path would make (the key under the block's bucket_folder);
+    # gcs.upload sends bounded chunks, which upload_from_path has no argument for.
+    uploaded = bucket_key(gcs_block, lake.object_key(path.parent.name, path.stem))
+    uri = f"gs://{gcs_block.bucket}/{uploaded}"
+    rows = lake.row_count(path)
+    with gcs.reaching(GCS_FIX):
+        bucket = lake_bucket(gcs_block)
+        loaded = gcs.get_blob(bucket, uploaded)
+        check_replacement(uri, source_file_of(path.stem), rows, gcs.object_rows(loaded) if loaded else None,
+                          allow_shrink=allow_shrink)
+        get_run_logger().info(f"Uploading from {path!r} to the bucket {gcs_block.bucket!r} path {uploaded!r}.")
+        gcs.upload(bucket, uploaded, path, rows, lake.source_version(path))
+    return uri
 
 
 @contextmanager
@@ -190,44 +253,59 @@ def load_slot(limit: str) -> Iterator[None]:
 
 
 def postgres_connector():
-    """The ``postgres-connector`` block."""
+    """The ``postgres-connector`` block, connecting with a short timeout (a host that drops packets)."""
     from prefect_sqlalchemy import SqlAlchemyConnector
 
-    return load_block(SqlAlchemyConnector, POSTGRES_BLOCK, "python blocks/make_postgres_block.py --help")
+    connector = load_block(SqlAlchemyConnector, POSTGRES_BLOCK, MAKE_POSTGRES_BLOCK)
+    connector.connect_args = {"connect_timeout": CONNECT_TIMEOUT_S, **(connector.connect_args or {})}
+    return connector
 
 
-@task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3), tags=["postgres"])
-def load_postgres(cleaned: Cleaned, color: str, table: str, source_file: str) -> int:
-    """COPY the cleaned month into ``table``, replacing that month's rows; return the rows loaded."""
-    with postgres_connector().get_connection(begin=False) as connection, load_slot(POSTGRES_LOADS):
+def reaching_postgres(connector):
+    """``failures.reaching`` for the database of the ``postgres-connector`` block."""
+    info = connector.connection_info
+    address = f"{info.host}:{info.port}" if hasattr(info, "host") else "the address in the block"
+    return reaching("PostgreSQL", address, POSTGRES_FIX)
+
+
+@task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3), retry_condition_fn=worth_retrying,
+      tags=["postgres"], on_failure=[drop_staged_input])
+def load_postgres(cleaned: Cleaned, color: str, table: str, source_file: str, allow_shrink: bool = False) -> int:
+    """COPY the cleaned month into ``table``, replacing that month's rows (never with a much smaller
+    edition, unless ``allow_shrink``); return the rows loaded."""
+    connector = postgres_connector()
+    with reaching_postgres(connector), connector.get_connection(begin=False) as connection, \
+            load_slot(POSTGRES_LOADS):
         # COPY needs the driver's own connection; replace_month commits on it.
         loaded = postgres.replace_month(connection.connection.dbapi_connection, table, color, cleaned.path,
-                                        source_file, logger=get_run_logger())
+                                        source_file, allow_shrink=allow_shrink, logger=get_run_logger())
     if lake.is_staged(cleaned.path):  # staged only for this load (a lake file stays)
         cleaned.path.unlink(missing_ok=True)
     return loaded
 
 
-@task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=3))
+@task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=3), retry_condition_fn=worth_retrying)
 def extract_from_gcs(color: str, year: int, month: int) -> Path:
     """Download the month's parquet from the ``zoom-gcs`` bucket to a local (staging) file."""
+    from nyctaxi import gcs
+
     dataset_file = TaxiMonth(color, year, month).dataset_file
     gcs_block = gcs_bucket()
-    key = lake.object_key(color, dataset_file)
-    name = bucket_key(gcs_block, key)  # download_object_to_path adds the bucket_folder itself
-    if not gcs_block.get_bucket().blob(name).exists():
-        raise FileNotFoundError(f"gs://{gcs_block.bucket}/{name} does not exist: "
-                                f"run etl_web_to_gcs(year={year}, month={month}, color={color!r}) first")
-    path = lake.staging_path(dataset_file)  # its folder exists: no doubled data/data path
-    try:
-        gcs_block.download_object_to_path(from_path=key, to_path=path)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return path
+    name = bucket_key(gcs_block, lake.object_key(color, dataset_file))
+    with gcs.reaching(GCS_FIX):
+        blob = gcs.get_blob(lake_bucket(gcs_block), name)
+        if blob is None:
+            raise FileNotFoundError(f"gs://{gcs_block.bucket}/{name} does not exist: "
+                                    f"run etl_web_to_gcs(year={year}, month={month}, color={color!r}) first")
+        path = lake.staging_path(dataset_file)  # its folder exists: no doubled data/data path
+        try:
+            return gcs.download(blob, path)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
 
 
-@task()
+@task(on_failure=[drop_staged_input])
 def transform(path: Path, color: str, fill_passenger_count: int | None = None) -> Path:
     """Report missing ``passenger_count`` as the course does; fill it only when asked to."""
     logger = get_run_logger()
@@ -240,7 +318,8 @@ def transform(path: Path, color: str, fill_passenger_count: int | None = None) -
         logger.info("missing passenger counts kept as null (pass fill_passenger_count to fill them)")
         return path
     filled = lake.staging_path(path.stem.split(".")[0])
-    fill_missing(path, filled, "passenger_count", fill_passenger_count)
+    with writing(lake.data_root(), path.stat().st_size):
+        fill_missing(path, filled, "passenger_count", fill_passenger_count)
     path.unlink()
     after = passenger_counts(filled)
     logger.info(f"post: missing passenger count: {after.missing:,} "
@@ -255,39 +334,44 @@ def bigquery_client():
     return load_block(GcpCredentials, CREDS_BLOCK, MAKE_GCP_BLOCKS).get_bigquery_client()
 
 
-@task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3), tags=["bigquery"])
-def write_bq(path: Path, color: str, source_file: str) -> int:
+@task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3), retry_condition_fn=worth_retrying,
+      tags=["bigquery"], on_failure=[drop_staged_input])
+def write_bq(path: Path, color: str, source_file: str, allow_shrink: bool = False) -> int:
     """Write the month to BigQuery with pandas-gbq (credentials and project of ``zoom-gcp-creds``),
-    replacing that month's rows; return the month's rows in the table."""
+    replacing that month's rows (never with a much smaller edition, unless ``allow_shrink``);
+    return the month's rows in the table."""
     from nyctaxi import bigquery
 
     logger = get_run_logger()
     client = bigquery_client()
-    with load_slot(BIGQUERY_LOADS):
+    with bigquery.reaching(BIGQUERY_FIX), load_slot(BIGQUERY_LOADS):
         rows = bigquery.load_month(
             client, color, source_file,
             lambda staging_id: bigquery.stage_with_pandas_gbq(path, staging_id, client, logger),
-            lake.source_version(path), logger=logger,
+            lake.source_version(path), allow_shrink=allow_shrink, logger=logger,
         )
     path.unlink(missing_ok=True)  # staged only for this load
     return rows
 
 
-@task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3), tags=["bigquery"])
-def load_bq_from_gcs(color: str, dataset_file: str, source_file: str) -> int:
+@task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3), retry_condition_fn=worth_retrying,
+      tags=["bigquery"])
+def load_bq_from_gcs(color: str, dataset_file: str, source_file: str, allow_shrink: bool = False) -> int:
     """Load the month's lake object into BigQuery with a load job (no data through this machine),
-    replacing that month's rows; return the month's rows in the table."""
-    from nyctaxi import bigquery
+    replacing that month's rows (never with a much smaller edition, unless ``allow_shrink``);
+    return the month's rows in the table."""
+    from nyctaxi import bigquery, gcs
 
     gcs_block = gcs_bucket()
     key = bucket_key(gcs_block, lake.object_key(color, dataset_file))
     uri = f"gs://{gcs_block.bucket}/{key}"
-    blob = gcs_block.get_bucket().get_blob(key)
-    version = (blob.metadata or {}).get(VERSION_METADATA) if blob else None
+    with gcs.reaching(GCS_FIX):
+        blob = gcs.get_blob(lake_bucket(gcs_block), key)
+    version = (blob.metadata or {}).get(gcs.VERSION_METADATA) if blob else None
     client = bigquery_client()
-    with load_slot(BIGQUERY_LOADS):
+    with bigquery.reaching(BIGQUERY_FIX), load_slot(BIGQUERY_LOADS):
         return bigquery.load_month(
             client, color, source_file,
             lambda staging_id: bigquery.stage_with_load_job(client, uri, staging_id, color),
-            version, logger=get_run_logger(),
+            version, allow_shrink=allow_shrink, logger=get_run_logger(),
         )

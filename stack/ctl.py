@@ -108,6 +108,27 @@ def _kill(pid: int, first: signal.Signals) -> None:
 
 # --- commands ----------------------------------------------------------------------------
 
+def start(service: Service, port: int, root: Path) -> int:
+    """Start ``service`` on ``port`` with its state under ``root``, wait until it answers, run its
+    ``started`` and ``ready`` steps; return its pid. (``up`` starts them all at once instead.)"""
+    for sub in ("logs", "pids"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    service.prepare(root)
+    pid = _start(service, port, root)
+    _wait_healthy(service, port, pid, root)
+    service.started(root, port)
+    service.ready(root, port)
+    return pid
+
+
+def stop(service: Service, root: Path) -> None:
+    """Stop ``service`` of the stack under ``root``, by PID."""
+    pid = _read_pid(root, service)
+    if pid:
+        _kill(pid, service.stop_signal)
+    _pid_file(root, service).unlink(missing_ok=True)
+
+
 def up(register_blocks: bool = True) -> Path:
     root = stack_dir()
     for sub in ("logs", "pids"):
@@ -127,6 +148,7 @@ def up(register_blocks: bool = True) -> Path:
         started.append((service, port, _start(service, port, root)))
     for service, port, pid in started:
         _wait_healthy(service, port, pid, root)
+        service.started(root, port)
         print(f"{service.name}: started (pid {pid}, port {port})")
     for service in SERVICES:
         service.ready(root, ports[service.name])
@@ -177,10 +199,9 @@ def down() -> None:
     root = stack_dir()
     for service in reversed(SERVICES):
         pid = _read_pid(root, service)
+        stop(service, root)
         if pid:
-            _kill(pid, service.stop_signal)
             print(f"{service.name}: stopped (pid {pid})")
-        _pid_file(root, service).unlink(missing_ok=True)
 
 
 def status() -> int:

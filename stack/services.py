@@ -8,6 +8,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import crashed_runs
 import pg_cluster
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,6 +62,9 @@ class Service:
     def ready(self, root: Path, port: int) -> None:
         """Set-up once the server answers (databases, datasets)."""
 
+    def started(self, root: Path, port: int) -> None:
+        """What to do when this server has just been started (not when it was running already)."""
+
     def exports(self, root: Path, port: int) -> dict[str, object]:
         """What the flows need to know about this server, for the env file."""
         return {}
@@ -74,6 +78,11 @@ class PrefectServer(Service):
 
     def env(self, root):
         return {**super().env(root), "PREFECT_HOME": str(root / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+
+    def started(self, root, port):
+        # Runs whose process died while this server was down: Crashed now, so their notifications fire.
+        for name in crashed_runs.mark_crashed(f"http://127.0.0.1:{port}/api"):
+            print(f"{self.name}: flow run {name!r} was left Running by a process that is gone: marked Crashed")
 
     def exports(self, root, port):
         return {"PREFECT_HOME": root / "prefect", "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",

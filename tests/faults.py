@@ -8,17 +8,22 @@ Each path answers with the next action of its script (then "ok" for ever):
   "truncated" a gzip cut short, sent whole with a matching Content-Length (a bad file, not a bad transfer)
   "html"      an HTML error page with status 200
   "header"    a CSV whose header lacks a column and has an unknown one
-Every request is counted, per path.
+  "slow"      the month, whole, spread over ``slow_s`` seconds
+What "ok" sends is the edition published at that path (``publish``; by default a generated
+month of ``rows`` rows), with an ETag of its bytes, so that a new edition is a new version.
+HEAD answers with the headers of the published edition. Every GET and HEAD is counted, per path.
 """
 from __future__ import annotations
 
+import gzip
+import hashlib
 import socket
 import struct
 import threading
+import time
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-import gzip
 
 from generator import generate
 from nyctaxi.schema import columns
@@ -27,11 +32,14 @@ from nyctaxi.schema import columns
 class FaultServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, root: Path, rows: int = 3000):
+    def __init__(self, root: Path, rows: int = 3000, slow_s: float = 20.0):
         super().__init__(("127.0.0.1", 0), _Handler)
-        self.root, self.rows = root, rows
+        self.root, self.rows, self.slow_s = root, rows, slow_s
         self.scripts: dict[str, list[str]] = {}
+        self.editions: dict[str, bytes] = {}
         self.requests: dict[str, int] = defaultdict(int)
+        self.heads: dict[str, int] = defaultdict(int)
+        self.connections: list[socket.socket] = []
         self._lock = threading.Lock()
 
     @property
@@ -44,6 +52,22 @@ class FaultServer(ThreadingHTTPServer):
         self.scripts[path] = list(actions)
         return self.base_url + path
 
+    def publish(self, color: str, year: int, month: int, *, rows: int | None = None, header_only: bool = False) -> str:
+        """Publish a new edition of the month at its URL: ``rows`` generated rows, or a header and
+        no rows; return the URL."""
+        path = f"/{color}/{color}_tripdata_{year}-{month:02}.csv.gz"
+        if header_only:
+            body = gzip.compress((",".join(columns(color)) + "\n").encode())
+        else:
+            file = self.root / "editions" / f"{rows}" / path.strip("/")
+            body = generate(color, year, month, rows, file).read_bytes()
+        with self._lock:
+            self.editions[path] = body
+        return self.base_url + path
+
+    def path_of(self, url: str) -> str:
+        return url.removeprefix(self.base_url)
+
     def next_action(self, path: str) -> str:
         with self._lock:
             self.requests[path] += 1
@@ -51,6 +75,9 @@ class FaultServer(ThreadingHTTPServer):
             return actions.pop(0) if actions else "ok"
 
     def body(self, path: str) -> bytes:
+        with self._lock:
+            if path in self.editions:
+                return self.editions[path]
         color, name = path.strip("/").split("/")
         year, month = name.removeprefix(f"{color}_tripdata_").removesuffix(".csv.gz").split("-")
         file = self.root / path.strip("/")
@@ -67,9 +94,33 @@ class FaultServer(ThreadingHTTPServer):
         self.shutdown()
         self.server_close()
 
+    def kill(self) -> None:
+        """Go away as a killed server does: stop listening and drop every open connection."""
+        self.shutdown()
+        self.server_close()
+        with self._lock:
+            for connection in self.connections:
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def process_request(self, request, client_address) -> None:
+        with self._lock:
+            self.connections.append(request)
+        super().process_request(request, client_address)
+
 
 class _Handler(BaseHTTPRequestHandler):
     server: FaultServer
+
+    def do_HEAD(self) -> None:
+        with self.server._lock:
+            self.server.heads[self.path] += 1
+        body = self.server.body(self.path)
+        self.send_response(200)
+        self._edition_headers(body)
+        self.end_headers()
 
     def do_GET(self) -> None:
         action = self.server.next_action(self.path)
@@ -85,6 +136,16 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.server.body(self.path)
         if action == "truncated":
             return self._send(body[: len(body) // 2])
+        if action == "slow":
+            self.send_response(200)
+            self._edition_headers(body)
+            self.end_headers()
+            pieces = 20
+            for i in range(pieces):
+                self.wfile.write(body[i * len(body) // pieces:(i + 1) * len(body) // pieces])
+                self.wfile.flush()
+                time.sleep(self.server.slow_s / pieces)
+            return
         if action == "reset":
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
@@ -100,9 +161,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, body: bytes, content_type: str = "application/gzip") -> None:
         self.send_response(200)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        self._edition_headers(body)
         self.end_headers()
         self.wfile.write(body)
+
+    def _edition_headers(self, body: bytes) -> None:
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("ETag", f'"{hashlib.sha256(body).hexdigest()[:16]}"')
 
     def log_message(self, *args) -> None:
         pass

@@ -60,9 +60,9 @@ def postgres_counts(table: str) -> dict[str, int]:
 
 # --- Prefect: the CLI, the API, an agent -------------------------------------------------
 
-def run(*cmd: str, cwd: Path = REPO) -> str:
-    """Run a command with the test environment; fail with its output unless it succeeds."""
-    result = subprocess.run(cmd, cwd=cwd, env=dict(os.environ), capture_output=True, text=True, timeout=300)
+def run(*cmd: str, cwd: Path = REPO, env: dict | None = None) -> str:
+    """Run a command with the test environment (or ``env``); fail with its output unless it succeeds."""
+    result = subprocess.run(cmd, cwd=cwd, env=env or dict(os.environ), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, f"{cmd} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     return result.stdout + result.stderr
 

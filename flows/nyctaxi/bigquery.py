@@ -11,6 +11,7 @@ swap leaves the table untouched, and re-running never duplicates.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 import uuid
@@ -22,10 +23,18 @@ import pyarrow.parquet as pq
 from google.api_core.exceptions import NotFound
 from google.cloud import bigquery
 
+from . import failures
 from .schema import COLUMNS, LINEAGE_COLUMN, table_name
+from .shrink import check_replacement
 
 log = logging.getLogger(__name__)
 
+SERVICE = "BigQuery"
+EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"  # what pandas-gbq reads, and the local stack sets
+ENDPOINT = "https://bigquery.googleapis.com"
+# Every call of ours retries what can pass for a minute, not a refused connection (the client's
+# default retries that for ten); pandas-gbq's own calls keep the client's defaults.
+RETRY = failures.google_retry()
 DATASET = "dezoomcamp"
 # Naive wall-clock times (the TLC's are New York local time): DATETIME, as parquet says.
 BQ_TYPES = {"int": "INT64", "float": "FLOAT64", "timestamp": "DATETIME", "string": "STRING"}
@@ -45,6 +54,16 @@ LOADS_SCHEMA = [bigquery.SchemaField("table_name", "STRING"), bigquery.SchemaFie
                 bigquery.SchemaField("loaded_at", "TIMESTAMP")]
 
 
+def address() -> str:
+    """Where BigQuery is served: the emulator the environment names, or Google's endpoint."""
+    return os.environ.get(EMULATOR_ENV) or ENDPOINT
+
+
+def reaching(fix: str):
+    """``failures.reaching`` for BigQuery's endpoint."""
+    return failures.reaching(SERVICE, address(), fix)
+
+
 def schema(color: str, lineage: bool = True) -> list[bigquery.SchemaField]:
     """The declared schema as BigQuery columns, in file order, plus the lineage column last."""
     fields = [bigquery.SchemaField(name, BQ_TYPES[kind]) for name, kind in COLUMNS[color]]
@@ -59,11 +78,11 @@ def ensure_table(client: bigquery.Client, color: str, dataset: str = DATASET) ->
     An existing table must have exactly the declared columns and types, in order
     (BigQuery loads match parquet columns by position on some back ends).
     """
-    client.create_dataset(bigquery.Dataset(f"{client.project}.{dataset}"), exists_ok=True)
+    client.create_dataset(bigquery.Dataset(f"{client.project}.{dataset}"), exists_ok=True, retry=RETRY)
     client.create_table(bigquery.Table(f"{client.project}.{dataset}.{LOADS_TABLE}", schema=LOADS_SCHEMA),
-                        exists_ok=True)
+                        exists_ok=True, retry=RETRY)
     table_id = f"{client.project}.{dataset}.{table_name(color)}"
-    table = client.create_table(bigquery.Table(table_id, schema=schema(color)), exists_ok=True)
+    table = client.create_table(bigquery.Table(table_id, schema=schema(color)), exists_ok=True, retry=RETRY)
     have = [(f.name, _SAME_TYPE.get(f.field_type, f.field_type)) for f in table.schema]
     want = [(f.name, f.field_type) for f in schema(color)]
     if have != want:
@@ -79,7 +98,7 @@ def create_staging(client: bigquery.Client, table_id: str, color: str) -> str:
     staging_id = f"{table_id}__staging_{datetime.now(timezone.utc):%Y%m%d%H%M%S}_{uuid.uuid4().hex[:6]}"
     table = bigquery.Table(staging_id, schema=schema(color, lineage=False))
     table.expires = datetime.now(timezone.utc) + STAGING_TTL
-    client.create_table(table)
+    client.create_table(table, retry=RETRY)
     return staging_id
 
 
@@ -119,7 +138,7 @@ def stage_with_load_job(client: bigquery.Client, uri: str, staging_id: str, colo
     """Load the ``gs://`` parquet object into the staging table with a load job."""
     config = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.PARQUET, schema=schema(color, lineage=False),
                                     write_disposition=bigquery.WriteDisposition.WRITE_APPEND)
-    client.load_table_from_uri(uri, staging_id, job_config=config).result()
+    client.load_table_from_uri(uri, staging_id, job_config=config, retry=RETRY).result(retry=RETRY)
     return count(client, staging_id)
 
 
@@ -141,21 +160,26 @@ def replace_month(client: bigquery.Client, table_id: str, staging_id: str, color
             SELECT {name}, {source}, {version}, COUNT(*), CURRENT_TIMESTAMP() FROM `{staging_id}`;
         COMMIT TRANSACTION;
     """
-    client.query(script).result()
+    client.query(script, retry=RETRY).result(retry=RETRY)
     rows = count(client, table_id, source_file)
     logger.info(f"replaced {source_file} in {table_id}: {rows:,} rows")
     return rows
 
 
-def load_month(client: bigquery.Client, color: str, source_file: str, stage: Callable[[str], object],
-               source_version: str | None = None, *, logger: logging.Logger | logging.LoggerAdapter = log) -> int:
-    """Make sure the colour's table exists, ``stage(staging_id)`` the month, swap it in; return its rows.
+def load_month(client: bigquery.Client, color: str, source_file: str, stage: Callable[[str], int],
+               source_version: str | None = None, *, allow_shrink: bool = False,
+               logger: logging.Logger | logging.LoggerAdapter = log) -> int:
+    """Make sure the colour's table exists, ``stage(staging_id)`` the month (it returns the rows
+    staged), swap it in; return its rows.
 
-    The staging table is dropped whatever happens."""
+    A month with no rows, or far fewer than the table holds of it, is refused before the swap
+    (``shrink.check_replacement``) unless ``allow_shrink``. The staging table is dropped whatever happens."""
     table_id = ensure_table(client, color)
     staging_id = create_staging(client, table_id, color)
     try:
-        stage(staging_id)
+        staged = stage(staging_id)
+        check_replacement(f"BigQuery table {table_id}", source_file, staged, count(client, table_id, source_file),
+                          allow_shrink=allow_shrink)
         return replace_month(client, table_id, staging_id, color, source_file, source_version, logger=logger)
     finally:
         drop(client, staging_id)
@@ -164,18 +188,19 @@ def load_month(client: bigquery.Client, color: str, source_file: str, stage: Cal
 def count(client: bigquery.Client, table_id: str, source_file: str | None = None) -> int:
     """Rows of a table (of one source file): COUNT(*), as table metadata lags behind DML."""
     where = f"WHERE {LINEAGE_COLUMN} = {_literal(source_file)}" if source_file else ""
-    return next(iter(client.query(f"SELECT COUNT(*) FROM `{table_id}` {where}").result()))[0]
+    return next(iter(client.query(f"SELECT COUNT(*) FROM `{table_id}` {where}", retry=RETRY).result(retry=RETRY)))[0]
 
 
 def loaded_versions(client: bigquery.Client, color: str, dataset: str = DATASET) -> dict[str, str | None]:
     """``{source_file: source_version}`` of the months loaded into the colour's table."""
     loads_id = f"{client.project}.{dataset}.{LOADS_TABLE}"
     try:
-        client.get_table(loads_id)
+        client.get_table(loads_id, retry=RETRY)
     except NotFound:
         return {}
     name = _literal(table_name(color), _TABLE)
-    rows = client.query(f"SELECT source_file, source_version FROM `{loads_id}` WHERE table_name = {name}").result()
+    rows = client.query(f"SELECT source_file, source_version FROM `{loads_id}` WHERE table_name = {name}",
+                        retry=RETRY).result(retry=RETRY)
     return {row[0]: row[1] for row in rows}
 
 
@@ -189,4 +214,4 @@ def _literal(value: str, pattern: re.Pattern = _SOURCE_FILE) -> str:
 
 
 def drop(client: bigquery.Client, table_id: str) -> None:
-    client.delete_table(table_id, not_found_ok=True)
+    client.delete_table(table_id, not_found_ok=True, retry=RETRY)

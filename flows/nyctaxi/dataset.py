@@ -45,11 +45,16 @@ class TaxiMonth:
     @property
     def source_file(self) -> str:
         """The release file's name, ``yellow_tripdata_2021-01.csv.gz``: what loaded rows record as their lineage."""
-        return f"{self.dataset_file}.csv.gz"
+        return source_file_of(self.dataset_file)
 
     def url(self, base: str | None = None) -> str:
         """``{base}/{color}/{color}_tripdata_{year}-{MM}.csv.gz``."""
         return f"{(base or base_url()).rstrip('/')}/{self.color}/{self.source_file}"
+
+
+def source_file_of(dataset_file: str) -> str:
+    """The release file of a ``dataset_file``: ``yellow_tripdata_2021-01`` -> ``yellow_tripdata_2021-01.csv.gz``."""
+    return f"{dataset_file}.csv.gz"
 
 
 def check_color(color: object) -> None:

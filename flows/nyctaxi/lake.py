@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pyarrow.parquet as pq
 
-from . import schema
+from . import schema, scratch
 
 DATA_DIR_ENV = "NYC_TLC_DATA_DIR"
 # flows/nyctaxi/lake.py -> the repository root (in the image: /opt/prefect), recognised by a
@@ -59,30 +58,25 @@ def raw_path(url: str, root: Path | None = None) -> Path:
     return (root or data_root()) / "raw" / f"{stem}.{digest}.csv.gz"
 
 
-STALE_STAGING_S = 24 * 3600
-
-
 def staging_dir(root: Path | None = None) -> Path:
-    """Where files wait between conversion and publishing (on the lake's filesystem)."""
+    """Where files wait between download or conversion and publishing (on the lake's filesystem,
+    so that publishing is an atomic rename): one scratch folder per process (``scratch``)."""
     return (root or data_root()) / ".staging"
 
 
-def staging_path(name: str, root: Path | None = None) -> Path:
-    """A fresh temporary file name on the lake's filesystem, so publishing is an atomic rename.
+def scratch_dir(root: Path | None = None) -> Path:
+    """This process's folder under ``staging_dir``; what killed runs left there is removed first."""
+    return scratch.scratch_dir(staging_dir(root))
 
-    Staged files that a killed run left behind are removed once they are a day old.
-    """
-    staging = staging_dir(root)
-    staging.mkdir(parents=True, exist_ok=True)
-    for old in staging.glob("*.parquet"):
-        if time.time() - old.stat().st_mtime > STALE_STAGING_S:
-            old.unlink(missing_ok=True)
-    return staging / f"{name}.{uuid.uuid4().hex[:8]}.parquet"
+
+def staging_path(name: str, root: Path | None = None) -> Path:
+    """A fresh temporary file name in this process's scratch folder."""
+    return scratch_dir(root) / f"{name}.{uuid.uuid4().hex[:8]}.parquet"
 
 
 def is_staged(path: Path, root: Path | None = None) -> bool:
     """Whether ``path`` is a staging file (temporary: its reader may delete it)."""
-    return path.parent == staging_dir(root)
+    return path.parent.parent == staging_dir(root)
 
 
 def publish(staged: Path, dest: Path) -> Path:

@@ -25,6 +25,7 @@ from . import lake
 from .dataset import ParameterError
 from .schema import COLUMNS, LINEAGE_COLUMN, SchemaError, arrow_schema
 from .schema import table_name as default_table
+from .shrink import check_replacement
 
 log = logging.getLogger(__name__)
 
@@ -121,17 +122,25 @@ CREATE_LOADS_SQL = (
 )
 
 
-def replace_month(conn, table: str, color: str, parquet: Path, source_file: str,
-                  *, logger: logging.Logger | logging.LoggerAdapter = log) -> int:
+def replace_month(conn, table: str, color: str, parquet: Path, source_file: str, *, allow_shrink: bool = False,
+                  logger: logging.Logger | logging.LoggerAdapter = log) -> int:
     """Replace the rows of ``source_file`` in ``table`` with those of ``parquet``; return the rows loaded.
 
     The same transaction records the load in ``nyc_tlc_loads`` with the version of the
     release file (from the parquet's metadata): a backfill skips what is recorded there.
+    A month with no rows, or far fewer than the partition holds, is refused before the
+    partition is touched (``shrink.check_replacement``) unless ``allow_shrink``.
     ``conn`` is a psycopg2 connection; this function commits or rolls back.
     """
     part = partition_name(table, source_file)
     schema = _declared_schema(parquet, color)
+    new_rows = lake.row_count(parquet)
+    destination = f"PostgreSQL table {table}"
     try:
+        if not new_rows:  # refused before anything is made: no table, no partition
+            with conn.cursor() as cur:
+                check_replacement(destination, source_file, new_rows, _partition_rows(cur, part),
+                                  allow_shrink=allow_shrink)
         with conn.cursor() as cur:
             # Schema changes under a lock of this table's name, so that two first loads do not race.
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (table,))
@@ -144,7 +153,10 @@ def replace_month(conn, table: str, color: str, parquet: Path, source_file: str,
         stream = _CopyStream(parquet, schema, logger)
         columns = ", ".join(_quote(name) for name, _ in COLUMNS[color])
         with conn.cursor() as cur:
-            # TRUNCATE and COPY in one transaction: the month is swapped, never mixed or doubled.
+            # The check, TRUNCATE and COPY in one transaction, under the partition's lock: the month is
+            # swapped, never mixed or doubled, and compared with what it holds at that moment.
+            cur.execute(f"LOCK TABLE {_quote(part)} IN ACCESS EXCLUSIVE MODE")
+            check_replacement(destination, source_file, new_rows, _partition_rows(cur, part), allow_shrink=allow_shrink)
             cur.execute(f"TRUNCATE {_quote(part)}")
             # The lineage column is the partition's default rather than sent with every row.
             cur.execute(f"ALTER TABLE {_quote(part)} ALTER COLUMN {LINEAGE_COLUMN} SET DEFAULT %s", (source_file,))
@@ -163,6 +175,15 @@ def replace_month(conn, table: str, color: str, parquet: Path, source_file: str,
         raise
     logger.info(f"loaded {loaded:,} rows of {source_file} into {table} (partition {part})")
     return loaded
+
+
+def _partition_rows(cur, part: str) -> int | None:
+    """The rows a month's partition holds (``None``: it does not exist)."""
+    cur.execute("SELECT to_regclass(%s)", (_quote(part),))
+    if cur.fetchone()[0] is None:
+        return None
+    cur.execute(f"SELECT count(*) FROM {_quote(part)}")
+    return cur.fetchone()[0]
 
 
 def _declared_schema(parquet: Path, color: str) -> pa.Schema:

@@ -7,6 +7,7 @@ import logging
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
@@ -14,11 +15,19 @@ from pathlib import Path
 # ISA-L's inflate: the same checks as zlib's, 4-5x faster (0.1 s instead of 0.46 s on a month of 37 MB).
 from isal import isal_zlib
 
+from .dataset import BASE_URL_ENV
+from .failures import CONNECT_TIMEOUT_S, cannot_connect, disk_full, is_disk_full, unreachable
+
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20  # 1 MiB: memory stays flat whatever the file's size
 PROGRESS_EVERY_S = 5.0
+# To connect, and for each read after: a server that sends nothing for this long is given up on
+# (and the download retried), rather than waited for.
+READ_TIMEOUT_S = 20.0
 USER_AGENT = "dezoomcamp-prefect-etl"
+SERVER = "the release server"
+SERVER_FIX = f"check the network, or set {BASE_URL_ENV} to a mirror that publishes the files"
 
 
 class SourceError(RuntimeError):
@@ -89,8 +98,18 @@ def downloaded_version(dest: Path) -> str | None:
         return None
 
 
-def _explained(url: str, doing: str, e: Exception) -> SourceError:
-    """What urllib raised as a SourceError that says what failed (404: NotPublishedError)."""
+def _explained(url: str, doing: str, e: Exception) -> Exception:
+    """What urllib raised as a SourceError that says what failed (404: NotPublishedError), or as a
+    ServiceUnreachableError if the server refused the connection or its name does not resolve.
+
+    Raise it outside the ``except`` block, so that it does not carry urllib's exception as its
+    context: fetch persists its failures, and once distributed is imported (Prefect loads the
+    prefect-dask collection to read a cached result) exceptions are pickled with their context,
+    which for an HTTPError holds an open socket and cannot be pickled."""
+    reason = cannot_connect(e)
+    if reason:
+        parts = urllib.parse.urlsplit(url)
+        return unreachable(SERVER, f"{parts.scheme}://{parts.netloc}", reason, SERVER_FIX)
     if isinstance(e, urllib.error.HTTPError):
         if e.code == 404:
             return NotPublishedError(
@@ -109,26 +128,29 @@ def discard(dest: Path) -> None:
     version_path(dest).unlink(missing_ok=True)
 
 
-def remote_version(url: str, *, timeout: float = 30.0) -> str:
+def remote_version(url: str, *, timeout: float = CONNECT_TIMEOUT_S) -> str:
     """The version of ``url`` as published now (a HEAD request; nothing is downloaded)."""
     request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": USER_AGENT})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return version_from_headers(response.headers)
     except _NETWORK_ERRORS as e:
-        raise _explained(url, "checking", e) from None
+        failure = _explained(url, "checking", e)
+    raise failure  # outside the except: see _explained
 
 
-def download(url: str, dest: Path, *, timeout: float = 60.0, logger: logging.Logger | logging.LoggerAdapter = log) -> Path:
+def download(url: str, dest: Path, *, scratch: Path | None = None, timeout: float = READ_TIMEOUT_S,
+             logger: logging.Logger | logging.LoggerAdapter = log) -> Path:
     """Stream ``url`` to ``dest`` and return ``dest``; record its version (``downloaded_version``).
 
-    The body goes to a temporary file beside ``dest`` that is renamed only once
-    every byte announced by ``Content-Length`` has arrived and the gzip stream is
-    whole, so ``dest`` is either absent or complete.
+    The body goes to a temporary file in ``scratch`` (default: beside ``dest``; on the same
+    filesystem) that is renamed only once every byte announced by ``Content-Length`` has
+    arrived and the gzip stream is whole, so ``dest`` is either absent or complete.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+    part = (scratch or dest.parent) / f".{dest.name}.{uuid.uuid4().hex[:8]}.part"
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    total, failure, full = None, None, False
     try:
         check = _GzipCheck(url)
         with urllib.request.urlopen(request, timeout=timeout) as response, open(part, "wb") as out:
@@ -143,9 +165,14 @@ def download(url: str, dest: Path, *, timeout: float = 60.0, logger: logging.Log
         part.write_text(version_from_headers(response.headers))
         os.replace(part, version_path(dest))
     except _NETWORK_ERRORS as e:
-        raise _explained(url, "download of", e) from None
+        full = is_disk_full(e)
+        failure = None if full else _explained(url, "download of", e)
     finally:
         part.unlink(missing_ok=True)
+    if full:  # once the partial file is gone, so that the space it says is free is
+        raise disk_full(dest.parent, total)
+    if failure:
+        raise failure  # outside the except: see _explained
     return dest
 
 

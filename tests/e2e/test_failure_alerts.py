@@ -2,15 +2,21 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+import ctl
 from etl_web_to_gcs import etl_web_to_gcs
 from faults import FaultServer
 from helpers import BIN, REPO, api, run
+from services import PrefectServer, free_port
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -62,3 +68,58 @@ def test_a_failed_run_is_failed_says_why_and_posts_to_the_webhook(webhook, tmp_p
     [alert] = [m for m in received if flow_run.name in m.get("text", "")]
     assert "Failed" in alert["text"] and "is not published at" in alert["text"]
     assert "etl-web-to-gcs" in alert["text"]
+
+
+def test_a_run_whose_prefect_server_died_ends_crashed_when_the_server_starts_again_and_alerts(webhook, tmp_path):
+    """The Prefect server is killed while a flow runs; the flow's process dies at its next call to the
+    API (it cannot report its own crash). Starting the server again, as `make stack` does, marks the
+    run Crashed, and the failure notification fires."""
+    url, received = webhook
+    server, root = PrefectServer(), tmp_path / "prefect-stack"
+    api_url = f"http://127.0.0.1:{free_port()}/api"
+    ctl.start(server, int(api_url.split(":")[2].split("/")[0]), root)
+    env = {**os.environ, "PREFECT_API_URL": api_url, "NYC_TLC_DATA_DIR": str(tmp_path / "data")}
+    run(str(BIN / "python"), str(REPO / "blocks" / "make_notification_block.py"), "--url", url, env=env)
+    with FaultServer(tmp_path / "release", slow_s=30) as release:
+        release.script("yellow", 2019, 4, "slow")
+        flow = subprocess.Popen([sys.executable, str(REPO / "flows" / "etl_web_to_gcs.py"), "--year", "2019",
+                                 "--month", "4"], env={**env, "NYC_TLC_BASE_URL": release.base_url},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while not (running := [r for r in call(api_url, "/flow_runs/filter", {})
+                                   if r["state_type"] == "RUNNING" and r["infrastructure_pid"]]):
+                assert time.monotonic() < deadline and flow.poll() is None, "the flow never ran"
+                time.sleep(0.5)
+            [flow_run] = running
+            assert flow_run["infrastructure_pid"].endswith(f":{flow.pid}")  # the run recorded its process
+            ctl.stop(server, root)  # the server goes away mid-run
+            assert flow.wait(timeout=120) != 0  # the flow dies when it next needs the API
+        finally:
+            if flow.poll() is None:
+                flow.kill()
+                flow.wait()
+
+    api_url = f"http://127.0.0.1:{free_port()}/api"  # the old port may wait in TIME_WAIT: the database is the same
+    ctl.start(server, int(api_url.split(":")[2].split("/")[0]), root)
+    try:
+        state = call(api_url, f"/flow_runs/{flow_run['id']}")["state"]
+        assert state["type"] == "CRASHED"
+        assert f"(pid {flow.pid} on " in state["message"]
+        assert "ended while the Prefect server was unreachable" in state["message"]
+        deadline = time.monotonic() + 90  # the restarted server's notification service runs every few seconds
+        while time.monotonic() < deadline and not any(flow_run["name"] in m.get("text", "") for m in received):
+            time.sleep(1)
+        [alert] = [m for m in received if flow_run["name"] in m.get("text", "")]
+        assert "Crashed" in alert["text"]
+    finally:
+        ctl.stop(server, root)
+
+
+def call(api_url: str, path: str, body: dict | None = None):
+    """The Prefect REST API (POST with ``body``, else GET) of a server of the test's own."""
+    request = urllib.request.Request(api_url + path, method="POST" if body is not None else "GET",
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())

@@ -4,29 +4,18 @@ Each failure must name its cause, retry only what a retry can mend, and leave
 nothing behind: no file under the data root, no object in the bucket."""
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
-from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
 
 from conftest import MIRROR_ROWS
 from etl_web_to_gcs import etl_web_to_gcs
 from faults import FaultServer
 from helpers import api, object_exists, read_object
 from parameterized_flow import etl_parent_flow
-
-
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("NYC_TLC_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "data"
-
-
-@pytest.fixture
-def server(tmp_path, monkeypatch):
-    with FaultServer(tmp_path / "release", rows=MIRROR_ROWS) as fault_server:
-        monkeypatch.setenv("NYC_TLC_BASE_URL", fault_server.base_url)
-        yield fault_server
 
 
 def files_under(folder: Path) -> list[str]:
@@ -105,6 +94,7 @@ def test_a_body_that_is_not_the_expected_csv_says_what_is_wrong_and_writes_nothi
 
 @pytest.mark.parametrize("kwargs", [
     {"color": "purple"}, {"month": 0}, {"month": 13}, {"year": 1999}, {"month": "March"},
+    {"month": True}, {"year": True},  # not taken as month 1, year 1
 ])
 def test_bad_parameters_fail_before_any_network_call(server, data_dir, kwargs):
     state = etl_web_to_gcs(**{"year": 2020, "month": 6, "color": "yellow", **kwargs}, return_state=True)
@@ -113,9 +103,52 @@ def test_bad_parameters_fail_before_any_network_call(server, data_dir, kwargs):
     assert files_under(data_dir) == []
 
 
-@pytest.mark.parametrize("months", [[], [6, 13], [6, "x"]])
+@pytest.mark.parametrize("months", [[], [6, 13], [6, "x"], [True, 2]])
 def test_bad_months_fail_the_parent_before_any_network_call(server, data_dir, months):
     state = etl_parent_flow(months=months, year=2020, color="yellow", return_state=True)
     assert state.is_failed()
     assert sum(server.requests.values()) == 0
     assert files_under(data_dir) == []
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``small_disk("2m")``: a folder on a tmpfs of that size, a real full disk."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
+    mounted = []
+
+    def mount(size: str) -> Path:
+        folder = tmp_path / f"disk-{size}"
+        folder.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
+        mounted.append(folder)
+        return folder
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+@pytest.mark.parametrize("size, where, fails_in", [
+    ("2m", "raw", "fetch"),  # the download (2.7 MB) does not fit
+    ("4500k", "", "clean"),  # the download fits, its parquet (2.9 MB) does not
+])
+def test_a_full_disk_fails_once_naming_the_folder_and_leaves_no_partial_file(tmp_path, small_disk, monkeypatch,
+                                                                             size, where, fails_in):
+    data = small_disk(size)
+    monkeypatch.setenv("NYC_TLC_DATA_DIR", str(data))
+    with FaultServer(tmp_path / "release", rows=100_000) as big:
+        monkeypatch.setenv("NYC_TLC_BASE_URL", big.base_url)
+        url = big.script("yellow", 2020, 9, "ok")
+        state = etl_web_to_gcs(year=2020, month=9, color="yellow", return_state=True)
+    assert state.is_failed()
+    folder = data / where if where else data
+    assert f"DiskFullError: [Errno 28] no space left on the disk of {folder}: the file needs " in state.message
+    assert "MB are free; free some space there, or set NYC_TLC_DATA_DIR to a folder on a larger disk" in state.message
+    assert big.requests[big.path_of(url)] == 1  # not retried: the disk is as full the next time
+    runs = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+    failed = [t for t in api(lambda c: c.read_task_runs(flow_run_filter=runs)) if t.state.is_failed()]
+    assert [t.name.rsplit("-", 1)[0] for t in failed] == [fails_in]
+    left = files_under(data)
+    assert [p for p in left if ".staging" in p or p.endswith(".part")] == []
+    assert left == ([] if fails_in == "fetch" else [p for p in left if p.startswith("raw/")])

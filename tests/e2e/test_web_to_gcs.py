@@ -26,13 +26,6 @@ def declared_part(schema):
     return schema.with_metadata({k: v for k, v in schema.metadata.items() if k != SOURCE_VERSION_KEY})
 
 
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch) -> Path:
-    """A fresh data root per test."""
-    monkeypatch.setenv("NYC_TLC_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "data"
-
-
 def files_under(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
 

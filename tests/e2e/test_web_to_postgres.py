@@ -144,14 +144,19 @@ def test_a_bad_table_name_is_refused_before_any_download():
         etl_web_to_postgres(year=2021, month=1, color="yellow", table="trips; drop table x")
 
 
-def test_a_table_made_by_another_tool_is_reported():
+def staged_files(data_dir: Path) -> list[Path]:
+    return [p for p in (data_dir / ".staging").rglob("*") if p.is_file()]
+
+
+def test_a_table_made_by_another_tool_is_reported_and_the_failed_load_leaves_no_staged_file(data_dir):
     with postgres_connection() as conn, conn.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS t_foreign; CREATE TABLE t_foreign (a int)")
     with pytest.raises(ParameterError, match="not partitioned by source_file"):
         etl_web_to_postgres(year=2021, month=1, color="yellow", table="t_foreign")
+    assert staged_files(data_dir) == []
 
 
-def test_a_load_killed_mid_copy_leaves_the_previous_month_intact(tmp_path):
+def test_a_load_killed_mid_copy_leaves_the_previous_month_intact_and_the_next_run_removes_its_files(tmp_path, data_dir):
     table = "t_killed"
     small, big = tmp_path / "small", tmp_path / "big"
     generate("yellow", 2021, 5, 1000, small / "yellow" / "yellow_tripdata_2021-05.csv.gz")
@@ -167,9 +172,11 @@ def test_a_load_killed_mid_copy_leaves_the_previous_month_intact(tmp_path):
                        env={**os.environ, "NYC_TLC_BASE_URL": base})
     wait_until_no_copy()
     assert postgres_counts(table) == {"yellow_tripdata_2021-05.csv.gz": 1000}
+    assert [p.name for p in staged_files(data_dir)] != []  # the killed run's staged month
 
     etl_web_to_postgres(year=2021, month=5, color="yellow", table=table)  # the next run completes
     assert postgres_counts(table) == {"yellow_tripdata_2021-05.csv.gz": MIRROR_ROWS}
+    assert staged_files(data_dir) == []
 
 
 def _copies() -> int:

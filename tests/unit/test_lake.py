@@ -1,7 +1,6 @@
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -53,14 +52,11 @@ def test_publish_failure_removes_the_staged_file(tmp_path):
     assert not staged.exists()
 
 
-def test_stale_staged_files_are_swept(tmp_path):
-    old = lake.staging_path("old", tmp_path)
-    old.write_bytes(b"left by a killed run")
-    os.utime(old, (time.time() - 2 * lake.STALE_STAGING_S,) * 2)
-    fresh = lake.staging_path("fresh", tmp_path)
-    fresh.write_bytes(b"in use")
-    lake.staging_path("another", tmp_path)
-    assert not old.exists() and fresh.exists()
+def test_staged_files_live_in_a_folder_of_this_process_and_are_recognised(tmp_path):
+    staged = lake.staging_path("m", tmp_path)
+    assert staged.parent.parent == tmp_path / ".staging" and staged.parent.is_dir()
+    assert lake.is_staged(staged, tmp_path)
+    assert not lake.is_staged(lake.lake_path("yellow", "m", tmp_path), tmp_path)
 
 
 def test_code_running_from_a_copy_outside_the_checkout_does_not_write_next_to_it(tmp_path):

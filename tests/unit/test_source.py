@@ -6,6 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from nyctaxi.failures import ServiceUnreachableError
 from nyctaxi.source import (NotGzipError, NotPublishedError, SourceError, download, downloaded_version,
                             remote_version)
 
@@ -137,6 +138,32 @@ def test_a_web_page_instead_of_the_file_is_named_and_not_worth_a_retry(server, t
     assert leftovers(tmp_path / "d") == []
 
 
-def test_nobody_listening(tmp_path):
-    with pytest.raises(SourceError, match="Connection refused|ConnectionRefused"):
+def test_nobody_listening_on_this_machine_says_to_start_the_local_stack(tmp_path):
+    with pytest.raises(ServiceUnreachableError) as error:
         download("http://127.0.0.1:9/yellow/m.csv.gz", tmp_path / "m.csv.gz")
+    assert str(error.value) == ("cannot reach the release server at http://127.0.0.1:9 (connection refused): "
+                                "start the local stack with `make stack`, then `source .stack/env` in this shell")
+    assert leftovers(tmp_path) == []
+
+
+def test_a_host_name_that_does_not_resolve_is_named_with_the_fix(tmp_path):
+    with pytest.raises(ServiceUnreachableError) as error:
+        remote_version("http://release.example.invalid/yellow/m.csv.gz")
+    assert str(error.value) == ("cannot reach the release server at http://release.example.invalid (the host name "
+                                "does not resolve): check the network, or set NYC_TLC_BASE_URL to a mirror that "
+                                "publishes the files")
+
+
+@pytest.mark.parametrize("name", ["busy", "missing", "short"])
+def test_download_errors_pickle_even_where_exceptions_are_pickled_with_their_context(server, tmp_path, name):
+    """fetch persists its failures; once distributed is imported (Prefect imports prefect-dask to read
+    a cached result), tblib pickles every exception with its context: urllib's HTTPError, which holds
+    an open socket, must not be one."""
+    import pickle
+
+    import tblib.pickling_support
+
+    tblib.pickling_support.install()  # what importing distributed does
+    with pytest.raises(SourceError) as error:
+        download(f"{server}/yellow/{name}.csv.gz", tmp_path / "m.csv.gz")
+    assert str(pickle.loads(pickle.dumps(error.value))) == str(error.value)

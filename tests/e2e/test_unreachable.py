@@ -1,0 +1,146 @@
+"""A service that goes away mid-run: the flow fails within 90 s, in one line that names the service,
+its address and the fix, instead of retrying for minutes; and it leaves no partial file.
+
+Each test kills a server of its own (a release server, a GCS emulator, a PostgreSQL cluster), so
+the session's stack stays up.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg2
+
+import ctl
+from faults import FaultServer
+from generator import generate
+from helpers import BIN, REPO, run, serve_directory
+from services import GcsEmulator, Postgres, free_port
+
+FAIL_WITHIN_S = 90
+LOCAL_FIX = "start the local stack with `make stack`, then `source .stack/env` in this shell"
+
+
+def start_flow(script: str, args: list[str], env: dict, log: Path) -> subprocess.Popen:
+    with open(log, "wb") as out:
+        return subprocess.Popen([sys.executable, str(REPO / "flows" / script), *args], env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+
+
+def wait_for(condition, flow: subprocess.Popen, log: Path, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert flow.poll() is None, f"the flow ended before the service went away:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, "the moment to kill the service never came"
+        time.sleep(0.05)
+
+
+def fails_fast(flow: subprocess.Popen, killed_at: float, log: Path) -> str:
+    """The flow's output, once it has failed within FAIL_WITHIN_S of the kill."""
+    try:
+        code = flow.wait(timeout=FAIL_WITHIN_S + 30)
+    finally:
+        if flow.poll() is None:
+            flow.kill()
+    took = time.monotonic() - killed_at
+    output = log.read_text()
+    assert code != 0, output[-3000:]
+    assert took < FAIL_WITHIN_S, f"failed only after {took:.0f} s:\n{output[-3000:]}"
+    return output
+
+
+def partial_files(data: Path) -> list[Path]:
+    return [p for p in data.rglob("*") if p.is_file() and (".staging" in p.parts or p.name.endswith(".part"))]
+
+
+def big_month(tmp_path: Path, color: str, year: int, month: int, rows: int) -> Path:
+    generate(color, year, month, rows, tmp_path / "release" / color / f"{color}_tripdata_{year}-{month:02}.csv.gz")
+    return tmp_path / "release"
+
+
+def test_the_release_server_killed_mid_download(tmp_path):
+    data, log = tmp_path / "data", tmp_path / "flow.log"
+    with FaultServer(tmp_path / "release", slow_s=30) as release:
+        url = release.script("yellow", 2019, 5, "slow")
+        env = {**os.environ, "NYC_TLC_BASE_URL": release.base_url, "NYC_TLC_DATA_DIR": str(data)}
+        flow = start_flow("etl_web_to_gcs.py", ["--year", "2019", "--month", "5"], env, log)
+        wait_for(lambda: release.requests[release.path_of(url)] > 0, flow, log)
+        time.sleep(1)  # well into the transfer
+        killed_at = time.monotonic()
+        release.kill()
+    output = fails_fast(flow, killed_at, log)
+    assert f"cannot reach the release server at {release.base_url} (connection refused): {LOCAL_FIX}" in output
+    assert partial_files(data) == []
+
+
+def killed_mid_run(service, root: Path, month: Path, script: str, args: list[str], env: dict, ready) -> str:
+    """Run ``flows/<script>`` on the release files under ``month`` until ``ready()``, stop ``service``
+    (started under ``root``); return the flow's output once it has failed fast."""
+    log = root.parent / "flow.log"
+    try:
+        with serve_directory(month) as base:
+            flow = start_flow(script, args, {**os.environ, "NYC_TLC_BASE_URL": base, **env}, log)
+            wait_for(ready, flow, log)
+            killed_at = time.monotonic()
+            ctl.stop(service, root)
+            return fails_fast(flow, killed_at, log)
+    finally:
+        ctl.stop(service, root)
+
+
+def test_the_gcs_endpoint_killed_mid_run(tmp_path):
+    data, emulator, root, port = tmp_path / "data", GcsEmulator(), tmp_path / "gcs-stack", free_port()
+    ctl.start(emulator, port, root)
+    output = killed_mid_run(
+        emulator, root, big_month(tmp_path, "yellow", 2019, 6, 300_000), "etl_web_to_gcs.py",
+        ["--year", "2019", "--month", "6"],
+        {"NYC_TLC_DATA_DIR": str(data), "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}"},
+        # The lake file is written: write_gcs is about to upload it, or uploading.
+        ready=(data / "yellow" / "yellow_tripdata_2019-06.parquet").exists)
+    assert f"cannot reach the GCS bucket at http://127.0.0.1:{port} (connection refused): {LOCAL_FIX}" in output
+    assert partial_files(data) == []
+
+
+def test_postgresql_killed_mid_copy(tmp_path):
+    data, server, root, port = tmp_path / "data", Postgres(), tmp_path / "pg-stack", free_port()
+    ctl.start(server, port, root)
+    admin_password = (root / "postgres-password").read_text().strip()
+
+    def copying() -> bool:
+        with psycopg2.connect(host="127.0.0.1", port=port, user="root", password=admin_password,
+                              dbname="ny_taxi") as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %%' AND state = 'active'")
+            return cur.fetchone()[0] > 0
+
+    block = [str(BIN / "python"), str(REPO / "blocks" / "make_postgres_block.py")]
+    run(*block, "--host", "127.0.0.1", "--port", str(port), "--user", "ny_taxi_etl", "--database", "ny_taxi",
+        "--password-file", str(root / "postgres-ny_taxi_etl-password"))
+    try:
+        output = killed_mid_run(server, root, big_month(tmp_path, "yellow", 2019, 7, 600_000),
+                                "etl_web_to_postgres.py", ["--year", "2019", "--month", "7", "--table", "t_gone"],
+                                {"NYC_TLC_DATA_DIR": str(data)}, ready=copying)
+    finally:
+        run(*block, "--local")
+    assert f"cannot reach PostgreSQL at 127.0.0.1:{port} (connection refused): {LOCAL_FIX}" in output
+    assert partial_files(data) == []
+
+
+def test_bigquery_out_of_reach_fails_at_once(tmp_path):
+    from etl_web_to_gcs import etl_web_to_gcs
+
+    data, log = tmp_path / "data", tmp_path / "flow.log"
+    os.environ["NYC_TLC_DATA_DIR"], saved = str(data), os.environ["NYC_TLC_DATA_DIR"]
+    try:
+        etl_web_to_gcs(year=2019, month=8, color="green")  # the month is in the lake
+    finally:
+        os.environ["NYC_TLC_DATA_DIR"] = saved
+    nobody = f"http://127.0.0.1:{free_port()}"
+    env = {**os.environ, "BIGQUERY_EMULATOR_HOST": nobody, "NYC_TLC_DATA_DIR": str(data)}
+    for how in ([], ["--load-job"]):
+        started = time.monotonic()
+        flow = start_flow("etl_gcs_to_bq.py", ["--year", "2019", "--months", "8", "--color", "green", *how], env, log)
+        output = fails_fast(flow, started, log)
+        assert f"cannot reach BigQuery at {nobody} (connection refused): {LOCAL_FIX}" in output
