@@ -23,8 +23,8 @@ from prefect.utilities.hashing import hash_objects
 # and the GCS flow needs only for its upload, after the conversion has given its memory back.
 from nyctaxi import lake, postgres
 from nyctaxi.convert import SourceDataError, csv_gz_to_parquet, fill_missing, passenger_counts
-from nyctaxi.failures import CONNECT_TIMEOUT_S, DiskFullError, ServiceUnreachableError, reaching, writing
 from nyctaxi.dataset import ParameterError, TaxiMonth, source_file_of
+from nyctaxi.failures import CONNECT_TIMEOUT_S, DiskFullError, ServiceUnreachableError, reaching, writing
 from nyctaxi.schema import SchemaError, kinds
 from nyctaxi.shrink import ShrinkError, check_replacement
 from nyctaxi.source import (NotGzipError, NotPublishedError, SourceError, discard, download, downloaded_version,
