@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # pip's notes about index folders this machine lacks are noise, not errors.
 QUIET_PIP := { grep -v '^WARNING: Location' || true; }
 
-.PHONY: venv stack stack-down demo test bench image clean
+.PHONY: venv stack stack-down demo test unit lint bench image clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,14 @@ demo: stack
 ## The test suite: unit tests and end-to-end tests on a private stack of its own.
 test: $(STAMP)
 	$(PY) -m pytest
+
+## The unit tests only: no server is started; seconds.
+unit: $(STAMP)
+	$(PY) -m pytest tests/unit
+
+## ruff (settings in pyproject.toml).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 ## The benchmark (not part of the tests): full-size months, on a private stack; about 45 minutes.
 bench: $(STAMP)

@@ -112,7 +112,8 @@ def single_month_steps(args: argparse.Namespace, work: Path) -> list[Row]:
         # 1. csv.gz -> local parquet
         for method, cmd in [("raw pyarrow", [*CASES, "lake_raw", f"src={src}", f"out={out}"]),
                             ("course (pandas, gzip parquet)", [*CASES, "lake_course", f"url={url}", f"out={out}"]),
-                            ("project fetch -> clean -> write_local", [*CASES, "lake_project", f"url={url}", f"out={out}"]),
+                            ("project fetch -> clean -> write_local",
+                             [*CASES, "lake_project", f"url={url}", f"out={out}"]),
                             ("project clean -> write_local (file downloaded)",
                              [*CASES, "lake_convert", f"src={src}", f"out={out}"])]:
             rows.append(Row("csv.gz -> parquet (1.37 M rows)", method, *measure(cmd, args.repeat), args.repeat))

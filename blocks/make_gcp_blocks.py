@@ -70,7 +70,8 @@ def main() -> None:
 
     credentials.save(CREDS_BLOCK, overwrite=True)
     GcsBucket(bucket=args.bucket, gcp_credentials=credentials).save(BUCKET_BLOCK, overwrite=True)
-    print(f"saved blocks {CREDS_BLOCK!r} and {BUCKET_BLOCK!r} (bucket {args.bucket!r}, project {credentials.project!r})")
+    print(f"saved blocks {CREDS_BLOCK!r} and {BUCKET_BLOCK!r} "
+          f"(bucket {args.bucket!r}, project {credentials.project!r})")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Save the ``postgres-connector`` block (SqlAlchemyConnector, postgresql+psycopg2, database ny_taxi).
+r"""Save the ``postgres-connector`` block (SqlAlchemyConnector, postgresql+psycopg2, database ny_taxi).
 
 Your server:  POSTGRES_PASSWORD=... python blocks/make_postgres_block.py --host db.example --user ny_taxi_etl
               (the password comes from $POSTGRES_PASSWORD, --password-file, or a prompt)

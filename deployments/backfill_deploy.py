@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 
 from common import apply_process_deployment, script_parser
-
 from etl_month import etl_month  # flows/ is on the path once common is imported
 from tasks import BIGQUERY_LOADS, POSTGRES_LOADS
 

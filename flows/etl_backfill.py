@@ -32,8 +32,16 @@ from nyctaxi.backfill import DESTINATIONS, Unit, check_destinations, months_betw
 from nyctaxi.dataset import TaxiMonth
 from nyctaxi.schema import table_name
 from nyctaxi.source import remote_version
-from tasks import (BIGQUERY_FIX, GCS_FIX, bigquery_client, bucket_key, gcs_bucket, lake_bucket, postgres_connector,
-                   reaching_postgres)
+from tasks import (
+    BIGQUERY_FIX,
+    GCS_FIX,
+    bigquery_client,
+    bucket_key,
+    gcs_bucket,
+    lake_bucket,
+    postgres_connector,
+    reaching_postgres,
+)
 
 MONTH_DEPLOYMENT = "etl-month/backfill-month"
 Runner = Literal["dask", "agents", "sequential"]
@@ -76,7 +84,7 @@ def plan_backfill(start: str, end: str, colors: list[str], destinations: list[st
     logger = get_run_logger()
     taxis = months_between(start, end, colors)
     with ThreadPoolExecutor(max_workers=8) as pool:  # HEAD requests: a second for 80 files, not a minute
-        published = dict(zip(taxis, pool.map(lambda t: remote_version(t.url()), taxis)))
+        published = dict(zip(taxis, pool.map(lambda t: remote_version(t.url()), taxis), strict=True))
     loaded = {d: LOADED[d](taxis) for d in check_destinations(destinations)}
     units = plan(taxis, destinations, published, loaded)
     logger.info(f"{len(taxis)} months asked, {len(taxis) - len(units)} already loaded and unchanged, "

@@ -8,7 +8,7 @@ parent flow run concurrently).
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from prefect import flow, task
 from prefect.tasks import exponential_backoff
@@ -19,8 +19,17 @@ from liveness import record_process
 from nyctaxi.backfill import DESTINATIONS, check_destinations
 from nyctaxi.dataset import TaxiMonth
 from nyctaxi.schema import table_name
-from tasks import (Cleaned, clean, drop_staged, fetch, load_bq_from_gcs, load_postgres, worth_retrying, write_gcs,
-                   write_local)
+from tasks import (
+    Cleaned,
+    clean,
+    drop_staged,
+    fetch,
+    load_bq_from_gcs,
+    load_postgres,
+    worth_retrying,
+    write_gcs,
+    write_local,
+)
 
 
 def load_month_into(taxi: TaxiMonth, destinations: list[str], allow_shrink: bool = False,

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Iterator
 
 from prefect import get_run_logger, task
 from prefect.concurrency.sync import concurrency
@@ -27,8 +27,15 @@ from nyctaxi.dataset import ParameterError, TaxiMonth, source_file_of
 from nyctaxi.failures import CONNECT_TIMEOUT_S, DiskFullError, ServiceUnreachableError, reaching, writing
 from nyctaxi.schema import SchemaError, kinds
 from nyctaxi.shrink import ShrinkError, check_replacement
-from nyctaxi.source import (NotGzipError, NotPublishedError, SourceError, discard, download, downloaded_version,
-                            remote_version)
+from nyctaxi.source import (
+    NotGzipError,
+    NotPublishedError,
+    SourceError,
+    discard,
+    download,
+    downloaded_version,
+    remote_version,
+)
 
 GCS_BLOCK = "zoom-gcs"
 CREDS_BLOCK = "zoom-gcp-creds"

@@ -73,7 +73,8 @@ def generate(color: str, year: int, month: int, rows: int | str, dest: Path) -> 
     tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         # No name and mtime=0 in the gzip header: identical bytes on every run.
-        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=6, mtime=0) as out:
+        with open(tmp, "wb") as raw, \
+                gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=6, mtime=0) as out:
             out.write((",".join(columns(color)) + "\n").encode())
             for start in range(0, n, CHUNK_ROWS):
                 out.write(_chunk_text(color, year, month, start, min(CHUNK_ROWS, n - start), n))

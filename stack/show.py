@@ -45,7 +45,8 @@ def postgres() -> None:
             "SELECT relname FROM pg_class WHERE relkind = 'p' AND relname LIKE '%\\_tripdata' ORDER BY 1"
         )).scalars().all()
         for table in tables:
-            for source, rows in conn.execute(text(f'SELECT source_file, count(*) FROM "{table}" GROUP BY 1 ORDER BY 1')):
+            counts = text(f'SELECT source_file, count(*) FROM "{table}" GROUP BY 1 ORDER BY 1')
+            for source, rows in conn.execute(counts):
                 print(f"  {table + ' <- ' + source:<50} {rows:>12,} rows")
         if not tables:
             print("  (no tables)")

@@ -86,7 +86,7 @@ class FaultServer(ThreadingHTTPServer):
                 generate(color, int(year), int(month), self.rows, file)
         return file.read_bytes()
 
-    def __enter__(self) -> "FaultServer":
+    def __enter__(self) -> FaultServer:
         threading.Thread(target=self.serve_forever, daemon=True).start()
         return self
 

@@ -9,9 +9,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 from uuid import UUID
 
 import pyarrow.parquet as pq
@@ -20,6 +20,7 @@ from static_server import serve_directory  # noqa: F401 - re-exported for the te
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+MIRROR_ROWS = 3000  # rows per generated month served by the test stack's mirror
 
 
 def bucket():
@@ -168,7 +169,7 @@ def run_flows_at_once(script: str, args: list[str], times: int = 2, timeout_s: f
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                  for _ in range(times)]
     outputs = [p.communicate(timeout=timeout_s)[0] for p in processes]
-    for process, output in zip(processes, outputs):
+    for process, output in zip(processes, outputs, strict=True):
         assert process.returncode == 0, output[-3000:]
 
 

@@ -9,8 +9,8 @@ again on any machine.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from .dataset import ParameterError, TaxiMonth, check_color
 

@@ -15,9 +15,9 @@ import os
 import re
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Callable
 
 import pyarrow.parquet as pq
 from google.api_core.exceptions import NotFound
@@ -95,9 +95,9 @@ def create_staging(client: bigquery.Client, table_id: str, color: str) -> str:
     """A fresh staging table beside ``table_id`` with the declared schema (no lineage).
 
     It expires after a day, so one left by a killed run goes away by itself."""
-    staging_id = f"{table_id}__staging_{datetime.now(timezone.utc):%Y%m%d%H%M%S}_{uuid.uuid4().hex[:6]}"
+    staging_id = f"{table_id}__staging_{datetime.now(UTC):%Y%m%d%H%M%S}_{uuid.uuid4().hex[:6]}"
     table = bigquery.Table(staging_id, schema=schema(color, lineage=False))
-    table.expires = datetime.now(timezone.utc) + STAGING_TTL
+    table.expires = datetime.now(UTC) + STAGING_TTL
     client.create_table(table, retry=RETRY)
     return staging_id
 

@@ -14,10 +14,10 @@ import logging
 import re
 import time
 import zlib
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -190,7 +190,7 @@ class _BackgroundWriter:
             writing, self._writing = self._writing, None
             writing.result()  # raises what the writer raised
 
-    def __enter__(self) -> "_BackgroundWriter":
+    def __enter__(self) -> _BackgroundWriter:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -300,9 +300,10 @@ def preview(batch: pa.RecordBatch) -> str:
     """The rows of a small batch as text, a line per column (what the course prints with
     ``df.head(2)``), without importing pandas for it."""
     names = batch.schema.names
-    cells = [[name, *("" if v is None else str(v) for v in batch.column(i).to_pylist())] for i, name in enumerate(names)]
+    cells = [[name, *("" if v is None else str(v) for v in batch.column(i).to_pylist())]
+             for i, name in enumerate(names)]
     widths = [max(len(line[j]) for line in cells) for j in range(len(cells[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in cells)
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in cells)
 
 
 def passenger_counts(path: Path) -> PassengerCounts:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import errno
 import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlparse
 
 CONNECT_TIMEOUT_S = 10  # to open a connection to any service: a host that drops packets fails in this time

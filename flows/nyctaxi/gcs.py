@@ -7,8 +7,8 @@ bounded time; a refused connection or an unresolvable name fails at once, as a
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pyarrow.parquet as pq
 from google.cloud.storage import Blob, Bucket

@@ -26,7 +26,8 @@ def check_replacement(destination: str, source_file: str, new_rows: int, loaded_
     that ``destination`` holds of it (``None``: nothing loaded yet)."""
     if allow_shrink:
         return
-    held = f"{destination} holds {loaded_rows:,} rows of it" if loaded_rows else f"nothing of it is in {destination} yet"
+    held = (f"{destination} holds {loaded_rows:,} rows of it" if loaded_rows
+            else f"nothing of it is in {destination} yet")
     if new_rows == 0:
         raise ShrinkError(f"refused to load {source_file} into {destination}: the new edition has no rows "
                           f"({held}); {HOW_TO_FORCE}")

@@ -15,9 +15,19 @@ from pathlib import Path
 import pytest
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, TaskRunFilter, TaskRunFilterName
 
-from conftest import MIRROR_ROWS
-from helpers import (api, bq_counts, bucket, postgres_connection, postgres_counts, run, running_agent, start_agent,
-                     stop_group, submitted_runs)
+from helpers import (
+    MIRROR_ROWS,
+    api,
+    bq_counts,
+    bucket,
+    postgres_connection,
+    postgres_counts,
+    run,
+    running_agent,
+    start_agent,
+    stop_group,
+    submitted_runs,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -81,7 +91,7 @@ def test_dask_backfill_on_two_workers_loads_every_month_once_and_a_rerun_skips_t
     # Two workers: two months were in flight at the same time.
     tasks = api(lambda c: c.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="load-month"))))
     spans = sorted((t.start_time, t.end_time) for t in tasks if t.start_time and t.end_time)
-    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:])), spans
+    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:], strict=False)), spans
 
     again = backfill("--start", "2019-01", "--end", "2019-04", "--colors", "fhv", "--dask-workers", "2")
     assert "4 months asked, 4 already loaded and unchanged, 0 to run" in again
@@ -157,7 +167,7 @@ def cancel_unfinished(runs: dict[str, list]) -> None:
 
     for flow_run in (r for rs in runs.values() for r in rs):
         if not flow_run.state.is_final():
-            api(lambda c: c.set_flow_run_state(flow_run.id, Cancelled(), force=True))
+            api(lambda c, run_id=flow_run.id: c.set_flow_run_state(run_id, Cancelled(), force=True))
 
 
 def test_the_load_limit_holds_however_many_months_are_in_flight():

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
-from conftest import MIRROR_ROWS
-from helpers import api, bucket, flow_run_id, read_object, run, running_agent, wait_final
+from helpers import MIRROR_ROWS, api, bucket, flow_run_id, read_object, run, running_agent, wait_final
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
 from etl_gcs_to_bq import etl_gcs_to_bq

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
 
-from conftest import MIRROR_ROWS
 from etl_web_to_gcs import etl_web_to_gcs
 from faults import FaultServer
-from helpers import api, object_exists, read_object
+from helpers import MIRROR_ROWS, api, object_exists, read_object
 from parameterized_flow import etl_parent_flow
 
 

@@ -5,11 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MIRROR_ROWS
 from etl_gcs_to_bq import etl_gcs_to_bq, etl_parent_gcs_to_bq
 from etl_web_to_gcs import etl_web_to_gcs
 from generator import generate
-from helpers import bq_client, bq_counts, bucket, kill_flow_when, run_flows_at_once, serve_directory
+from helpers import MIRROR_ROWS, bq_client, bq_counts, bucket, kill_flow_when, run_flows_at_once, serve_directory
 from nyctaxi.schema import COLUMNS
 
 BQ_TYPES = {"int": "INT64", "float": "FLOAT64", "timestamp": "DATETIME", "string": "STRING"}

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -16,7 +16,6 @@ import pytest
 from docker.utils.build import exclude_paths
 from prefect.client.schemas.filters import LogFilter, LogFilterTimestamp
 
-from etl_web_to_gcs import etl_web_to_gcs
 from helpers import BIN, REPO, api, new_private_key, run
 
 
@@ -63,7 +62,7 @@ def secrets(info: dict) -> list[str]:
 
 
 def test_every_flow_runs_and_no_secret_is_shown(service_account, tmp_path):
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     env = {**os.environ, "NYC_TLC_DATA_DIR": str(tmp_path / "data")}
     outputs = []
     for script, args in [

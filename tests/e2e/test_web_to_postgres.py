@@ -13,10 +13,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import MIRROR_ROWS
 from etl_web_to_postgres import etl_web_to_postgres
 from generator import generate
-from helpers import kill_flow_when, postgres_connection, postgres_counts, run_flows_at_once, serve_directory
+from helpers import (
+    MIRROR_ROWS,
+    kill_flow_when,
+    postgres_connection,
+    postgres_counts,
+    run_flows_at_once,
+    serve_directory,
+)
 from nyctaxi.convert import csv_gz_to_parquet
 from nyctaxi.dataset import ParameterError
 from nyctaxi.postgres import replace_month

@@ -5,7 +5,7 @@ import os
 import socket
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from crashed_runs import _process_gone
 
@@ -17,18 +17,18 @@ def iso(moment: datetime) -> str:
 
 
 def test_a_run_whose_process_runs_is_left_alone():
-    started_later = iso(datetime.now(timezone.utc) + timedelta(seconds=5))  # the process began before its run
+    started_later = iso(datetime.now(UTC) + timedelta(seconds=5))  # the process began before its run
     assert _process_gone(f"{HERE}:{os.getpid()}", started_later) is None
 
 
 def test_a_run_whose_process_ended_is_gone():
     ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     pid = int(ended.stdout)
-    assert _process_gone(f"{HERE}:{pid}", iso(datetime.now(timezone.utc))) == pid
+    assert _process_gone(f"{HERE}:{pid}", iso(datetime.now(UTC))) == pid
 
 
 def test_a_later_process_with_the_same_id_is_not_the_run_s():
-    long_ago = iso(datetime.now(timezone.utc) - timedelta(days=3650))  # the run began before this process
+    long_ago = iso(datetime.now(UTC) - timedelta(days=3650))  # the run began before this process
     assert _process_gone(f"{HERE}:{os.getpid()}", long_ago) == os.getpid()
 
 

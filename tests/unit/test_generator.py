@@ -1,7 +1,7 @@
 import gzip
 
-import pyarrow.csv as pacsv
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pytest
 
 from generator import full_rows, generate

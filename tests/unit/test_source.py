@@ -7,8 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from nyctaxi.failures import ServiceUnreachableError
-from nyctaxi.source import (NotGzipError, NotPublishedError, SourceError, download, downloaded_version,
-                            remote_version)
+from nyctaxi.source import NotGzipError, NotPublishedError, SourceError, download, downloaded_version, remote_version
 
 BODY = gzip.compress(os.urandom(1_000_000) + b"x" * 2_000_000)
 HTML = b"<!DOCTYPE html><html><body>rate limited</body></html>"
