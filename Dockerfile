@@ -6,6 +6,9 @@ COPY docker-requirements.txt .
 RUN pip install -r docker-requirements.txt --no-cache-dir
 
 COPY flows /opt/prefect/flows
+# The project's package (flows/nyctaxi), as make venv installs it; its pins are docker-requirements.txt's.
+COPY pyproject.toml /opt/prefect/
+RUN pip install --no-deps --no-build-isolation --no-cache-dir -e /opt/prefect
 # Explicit, because Prefect may run the flows from a copy of /opt/prefect/flows.
 ENV NYC_TLC_DATA_DIR=/opt/prefect/data
 # Arrow's allocator gives freed memory back at once (see flows/nyctaxi/__init__.py); set here

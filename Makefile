@@ -10,9 +10,11 @@ QUIET_PIP := { grep -v '^WARNING: Location' || true; }
 
 .PHONY: venv stack stack-down demo test unit lint bench image clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements-dev.txt 2>&1 | $(QUIET_PIP)
+	# The project itself (nyctaxi and the local stack), editable: imports work from any folder.
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | $(QUIET_PIP)
 	# The BigQuery emulator's DuckDB needs its spatial extension installed once, offline.
 	$(PY) -c "from duckdb_extensions import import_extension; import_extension('spatial')"
 	touch $@

@@ -21,7 +21,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "stack"), str(REPO / "flows")]
 PY = sys.executable
 CASES = [PY, str(REPO / "bench" / "cases.py")]
 
@@ -65,7 +64,7 @@ def main() -> None:
                         help="only the single-month steps (1-4), the parent flow (5) or the backfill (6)")
     args = parser.parse_args()
 
-    import ctl
+    from stack import ctl
 
     work = Path(tempfile.mkdtemp(prefix="nyctaxi-bench-"))
     os.environ.update(STACK_DIR=str(work / "stack"), NYC_TLC_MIRROR_ROWS="full", NYC_TLC_DATA_DIR=str(work / "data"))
@@ -101,8 +100,8 @@ def _with_earlier(rows: list[Row]) -> list[Row]:
 
 def single_month_steps(args: argparse.Namespace, work: Path) -> list[Row]:
     """1-4: one month through each step, the course's way, the project's, the machine's limit."""
-    from generator import generate
-    from static_server import serve_directory
+    from stack.generator import generate
+    from stack.static_server import serve_directory
 
     rows: list[Row] = []
     src = generate("yellow", 2021, 1, "full", work / "release" / "yellow" / "yellow_tripdata_2021-01.csv.gz")
@@ -122,7 +121,7 @@ def single_month_steps(args: argparse.Namespace, work: Path) -> list[Row]:
     subprocess.run([*CASES, "to_csv", f"parquet={parquet}", f"csv={csv}"], check=True)
 
     # 2. month -> PostgreSQL
-    from pg_cluster import bin_dir
+    from stack.pg_cluster import bin_dir
     # As the stack's superuser: CHECKPOINT needs it (the flows' role cannot).
     pg_env = {**os.environ, "PGPASSWORD": Path(os.environ["POSTGRES_ADMIN_PASSWORD_FILE"]).read_text().strip()}
     psql = [str(bin_dir() / "psql"), "-h", "127.0.0.1", "-p", os.environ["POSTGRES_PORT"], "-U",
@@ -254,12 +253,14 @@ def _forget_backfill() -> None:
 
 
 def _start_agent(folder: Path) -> tuple[subprocess.Popen, Path]:
+    from nyctaxi.resources import WORK_QUEUE
+
     folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PREFECT_AGENT_QUERY_INTERVAL": "1", "PREFECT_AGENT_PREFETCH_SECONDS": "5"}
     rss = folder / "rss"
     with open(folder / "agent.log", "wb") as log:
         process = subprocess.Popen([PY, str(REPO / "bench" / "launch.py"), str(rss), str(Path(PY).parent / "prefect"),
-                                    "agent", "start", "-q", "default", "--limit", "1"], env=env, stdout=log,
+                                    "agent", "start", "-q", WORK_QUEUE, "--limit", "1"], env=env, stdout=log,
                                    stderr=subprocess.STDOUT)
     return process, rss
 

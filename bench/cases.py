@@ -10,10 +10,6 @@ import os
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "flows"), str(REPO / "stack")]
-
-
 # --- csv.gz -> local parquet ------------------------------------------------------------
 
 def lake_course(url: str, out: str, **_) -> None:
@@ -110,9 +106,9 @@ def pg_project(parquet: str, table: str, **_) -> None:
 # --- month -> BigQuery (emulator) -------------------------------------------------------
 
 def _bq():
-    from prefect_gcp import GcpCredentials
+    from nyctaxi.resources import gcp_credentials
 
-    creds = GcpCredentials.load("zoom-gcp-creds")
+    creds = gcp_credentials()
     return creds, creds.get_bigquery_client()
 
 

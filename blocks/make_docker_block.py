@@ -15,8 +15,10 @@ import sys
 
 from prefect.infrastructure import DockerContainer
 
-BLOCK = "zoom"
-DEFAULT_IMAGE = "dezoomcamp/prefect:zoom"
+from nyctaxi.resources import DOCKER_BLOCK as BLOCK
+from nyctaxi.resources import ENVIRONMENT, setting
+
+DEFAULT_IMAGE = ENVIRONMENT["ZOOM_IMAGE"].default
 CONTAINER_ADC = "/opt/prefect/.config/adc.json"
 # What the flows read from the environment on the local stack (no secrets among them).
 LOCAL_ENV = ("STORAGE_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST", "NYC_TLC_BASE_URL", "GOOGLE_CLOUD_PROJECT",
@@ -25,7 +27,7 @@ LOCAL_ENV = ("STORAGE_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST", "NYC_TLC_BASE_UR
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--image", default=os.environ.get("ZOOM_IMAGE", DEFAULT_IMAGE),
+    parser.add_argument("--image", default=setting("ZOOM_IMAGE"),
                         help=f"image name (env ZOOM_IMAGE, default {DEFAULT_IMAGE})")
     parser.add_argument("--pull", default="IF_NOT_PRESENT", choices=["ALWAYS", "IF_NOT_PRESENT", "NEVER"],
                         help="image pull policy (NEVER for an image built on this machine)")

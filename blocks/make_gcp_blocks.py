@@ -18,8 +18,9 @@ from pathlib import Path
 from prefect_gcp import GcpCredentials
 from prefect_gcp.cloud_storage import GcsBucket
 
-CREDS_BLOCK = "zoom-gcp-creds"
-BUCKET_BLOCK = "zoom-gcs"
+from nyctaxi.resources import CREDS_BLOCK, setting
+from nyctaxi.resources import GCS_BLOCK as BUCKET_BLOCK
+
 KEY_FIELDS = ("private_key", "client_email", "token_uri")
 
 
@@ -55,9 +56,9 @@ def service_account_credentials(key_file: Path) -> GcpCredentials:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--local", action="store_true", help="use the local stack (emulators)")
-    parser.add_argument("--key", type=Path, default=os.environ.get("GCP_SERVICE_ACCOUNT_FILE"),
+    parser.add_argument("--key", type=Path, default=setting("GCP_SERVICE_ACCOUNT_FILE"),
                         help="service-account JSON key file (env GCP_SERVICE_ACCOUNT_FILE)")
-    parser.add_argument("--bucket", default=os.environ.get("GCS_BUCKET"), help="GCS bucket name (env GCS_BUCKET)")
+    parser.add_argument("--bucket", default=setting("GCS_BUCKET"), help="GCS bucket name (env GCS_BUCKET)")
     args = parser.parse_args()
     if not args.bucket:
         parser.error("no bucket: pass --bucket or set GCS_BUCKET")

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunNotificationPolicyFilter
 
-BLOCK = "failure-webhook"
+from nyctaxi.resources import NOTIFICATION_BLOCK as BLOCK
+from nyctaxi.resources import setting
+
 STATES = ["Failed", "Crashed"]
 MESSAGE = ("Flow run {flow_run_name} of flow {flow_name} entered state {flow_run_state_name}: "
            "{flow_run_state_message}\n{flow_run_url}")
@@ -36,7 +37,7 @@ async def replace_policy(block_document_id) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", default=os.environ.get("NOTIFY_WEBHOOK_URL"),
+    parser.add_argument("--url", default=setting("NOTIFY_WEBHOOK_URL"),
                         help="the webhook to POST to (env NOTIFY_WEBHOOK_URL)")
     args = parser.parse_args()
     if not args.url:

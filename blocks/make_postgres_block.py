@@ -21,20 +21,20 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
 import sys
 from pathlib import Path
 
 from prefect_sqlalchemy import ConnectionComponents, SqlAlchemyConnector, SyncDriver
 
-BLOCK = "postgres-connector"
+from nyctaxi.resources import POSTGRES_BLOCK as BLOCK
+from nyctaxi.resources import setting
 
 
 def read_password(password_file: str | None, interactive: bool) -> str:
     if password_file:
         return Path(password_file).expanduser().read_text().strip()
-    if os.environ.get("POSTGRES_PASSWORD"):
-        return os.environ["POSTGRES_PASSWORD"]
+    if setting("POSTGRES_PASSWORD"):
+        return setting("POSTGRES_PASSWORD")
     if interactive and sys.stdin.isatty():
         return getpass.getpass("PostgreSQL password: ")
     sys.exit("no password: set POSTGRES_PASSWORD, pass --password-file, or run in a terminal to be asked")
@@ -59,16 +59,15 @@ def warn_if_superuser(host: str, port: int, user: str, password: str, database: 
 
 
 def main() -> None:
-    env = os.environ.get
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--local", action="store_true", help="use the local stack's PostgreSQL")
-    parser.add_argument("--host", default=env("POSTGRES_HOST", "localhost"))
-    parser.add_argument("--port", type=int, default=int(env("POSTGRES_PORT", "5432")))
-    parser.add_argument("--user", default=env("POSTGRES_USER", "root"))
-    parser.add_argument("--database", default=env("POSTGRES_DB", "ny_taxi"))
-    parser.add_argument("--password-file", default=env("POSTGRES_PASSWORD_FILE"))
+    parser.add_argument("--host", default=setting("POSTGRES_HOST"))
+    parser.add_argument("--port", type=int, default=int(setting("POSTGRES_PORT")))
+    parser.add_argument("--user", default=setting("POSTGRES_USER"))
+    parser.add_argument("--database", default=setting("POSTGRES_DB"))
+    parser.add_argument("--password-file", default=setting("POSTGRES_PASSWORD_FILE"))
     args = parser.parse_args()
-    if args.local and not env("POSTGRES_PASSWORD_FILE"):
+    if args.local and not setting("POSTGRES_PASSWORD_FILE"):
         sys.exit("--local needs the local stack's environment: run `make stack` and `source .stack/env` first")
 
     password = read_password(args.password_file, interactive=not args.local)

@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from common import apply_process_deployment, script_parser
-from etl_month import etl_month  # flows/ is on the path once common is imported
-from tasks import BIGQUERY_LOADS, POSTGRES_LOADS
+from nyctaxi.resources import BIGQUERY_LOADS, POSTGRES_LOADS
 
 ENTRYPOINT = "etl_month.py:etl_month"
 
@@ -39,6 +38,6 @@ if __name__ == "__main__":
     parser = script_parser(__doc__)
     parser.add_argument("--load-limit", type=int, default=None,
                         help="at most this many loads into PostgreSQL (and into BigQuery) at once")
-    args = apply_process_deployment("backfill-month", parser, flow=etl_month, entrypoint=ENTRYPOINT)
+    args = apply_process_deployment("backfill-month", parser, entrypoint=ENTRYPOINT)
     if args.load_limit is not None:
         asyncio.run(set_load_limits(args.load_limit))

@@ -1,22 +1,26 @@
 """What the deployment scripts share: where the flows live, the parent flow, and how a
-Process deployment of it is built."""
+Process deployment of a flow is built."""
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from pathlib import Path
+
+from nyctaxi import ARROW_ALLOCATOR_ENV
+from nyctaxi.resources import WORK_QUEUE
 
 REPO = Path(__file__).resolve().parents[1]
 FLOWS = REPO / "flows"
 # The image copies flows/ here (see Dockerfile).
 IMAGE_FLOWS = "/opt/prefect/flows"
 ENTRYPOINT = "parameterized_flow.py:etl_parent_flow"
-WORK_QUEUE = "default"
 
-sys.path.insert(0, str(FLOWS))
-from nyctaxi import ARROW_ALLOCATOR_ENV  # noqa: E402
-from parameterized_flow import etl_parent_flow  # noqa: E402
+
+def flow_at(entrypoint: str):
+    """The flow of this checkout's ``flows/<file>.py:<function>``, loaded as Prefect loads a deployment's."""
+    from prefect.flows import load_flow_from_entrypoint
+
+    return load_flow_from_entrypoint(f"{FLOWS}/{entrypoint}")
 
 
 def script_parser(doc: str | None) -> argparse.ArgumentParser:
@@ -25,9 +29,9 @@ def script_parser(doc: str | None) -> argparse.ArgumentParser:
 
 def apply_process_deployment(name: str, parser: argparse.ArgumentParser,
                              schedules: Callable[[argparse.Namespace], list] = lambda args: [],
-                             flow=etl_parent_flow, entrypoint: str = ENTRYPOINT) -> argparse.Namespace:
-    """Build and apply ``<flow>/<name>`` (by default ``etl-parent-flow``): a local process running
-    this checkout's flows/; return the parsed arguments.
+                             entrypoint: str = ENTRYPOINT) -> argparse.Namespace:
+    """Build and apply ``<flow>/<name>`` of the flow at ``entrypoint`` (by default ``etl-parent-flow``):
+    a local process running this checkout's flows/; return the parsed arguments.
 
     Prefect runs a Process deployment from a temporary copy of flows/, so the data root
     is set explicitly (``--data-dir``) rather than found from the code's location."""
@@ -37,6 +41,7 @@ def apply_process_deployment(name: str, parser: argparse.ArgumentParser,
     parser.add_argument("--data-dir", type=Path, default=REPO / "data",
                         help="where runs of this deployment keep their files (default: this checkout's data/)")
     args = parser.parse_args()
+    flow = flow_at(entrypoint)
     deployment = Deployment.build_from_flow(
         flow=flow,
         name=name,

@@ -8,14 +8,15 @@ from __future__ import annotations
 from prefect.deployments import Deployment
 from prefect.infrastructure import DockerContainer
 
-from common import ENTRYPOINT, IMAGE_FLOWS, WORK_QUEUE, etl_parent_flow
+from common import ENTRYPOINT, IMAGE_FLOWS, flow_at
+from nyctaxi.resources import DOCKER_BLOCK, WORK_QUEUE
 
 
 def main() -> None:
     deployment = Deployment.build_from_flow(
-        flow=etl_parent_flow,
+        flow=flow_at(ENTRYPOINT),
         name="docker-flow",
-        infrastructure=DockerContainer.load("zoom"),
+        infrastructure=DockerContainer.load(DOCKER_BLOCK),
         work_queue_name=WORK_QUEUE,
         # The code is inside the image, not on this machine.
         path=IMAGE_FLOWS,

@@ -30,20 +30,19 @@ from liveness import record_process
 from nyctaxi import bigquery, lake, postgres
 from nyctaxi.backfill import DESTINATIONS, Unit, check_destinations, months_between, plan
 from nyctaxi.dataset import TaxiMonth
-from nyctaxi.schema import table_name
-from nyctaxi.source import remote_version
-from tasks import (
+from nyctaxi.resources import (
     BIGQUERY_FIX,
     GCS_FIX,
+    MONTH_DEPLOYMENT,
     bigquery_client,
     bucket_key,
     gcs_bucket,
     lake_bucket,
-    postgres_connector,
-    reaching_postgres,
+    postgres_connection,
+    table_name,
 )
+from nyctaxi.source import remote_version
 
-MONTH_DEPLOYMENT = "etl-month/backfill-month"
 Runner = Literal["dask", "agents", "sequential"]
 
 
@@ -68,9 +67,7 @@ def _bigquery_versions(taxis: list[TaxiMonth]) -> dict[TaxiMonth, str | None]:
 
 
 def _postgres_versions(taxis: list[TaxiMonth]) -> dict[TaxiMonth, str | None]:
-    connector = postgres_connector()
-    with reaching_postgres(connector), connector.get_connection(begin=False) as connection:
-        conn = connection.connection.dbapi_connection
+    with postgres_connection() as conn:
         by_color = {color: postgres.loaded_versions(conn, table_name(color)) for color in {t.color for t in taxis}}
     return {t: by_color[t.color].get(t.source_file) for t in taxis}
 

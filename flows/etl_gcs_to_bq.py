@@ -6,9 +6,8 @@ from pydantic import StrictInt
 
 import cli
 from liveness import record_process
-from nyctaxi import bigquery
 from nyctaxi.dataset import TaxiMonth, taxi_months
-from nyctaxi.schema import table_name
+from nyctaxi.resources import DATASET, table_name
 from summary import record_month
 from tasks import extract_from_gcs, load_bq_from_gcs, transform, write_bq
 
@@ -32,7 +31,7 @@ def etl_gcs_to_bq(year: StrictInt = 2021, month: StrictInt = 1, color: str = "ye
         rows = write_bq(path, color, taxi.source_file, allow_shrink)
 
     record_month("bigquery", color, year, month, {
-        "table": f"{bigquery.DATASET}.{table_name(color)}", "rows of the month": rows,
+        "table": f"{DATASET}.{table_name(color)}", "rows of the month": rows,
         "method": "load job from gs://" if load_job else "pandas-gbq",
     })
     return rows

@@ -18,7 +18,7 @@ import cli
 from liveness import record_process
 from nyctaxi.backfill import DESTINATIONS, check_destinations
 from nyctaxi.dataset import TaxiMonth
-from nyctaxi.schema import table_name
+from nyctaxi.resources import table_name
 from tasks import (
     Cleaned,
     clean,

@@ -20,7 +20,7 @@ def etl_web_to_postgres(year: StrictInt = 2021, month: StrictInt = 1, color: str
     A loaded month is never replaced by an edition with no rows or far fewer, unless ``allow_shrink``.
     """
     taxi = TaxiMonth(color, year, month)  # validates before anything is downloaded
-    table = postgres.table_name(color, table)
+    table = postgres.target_table(color, table)
     dataset_url = taxi.url()
 
     raw = fetch(dataset_url)

@@ -17,14 +17,26 @@ from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 from prefect.tasks import exponential_backoff
 from prefect.utilities.hashing import hash_objects
 
-# prefect_gcp, prefect_sqlalchemy and nyctaxi.bigquery are imported inside the tasks that
-# use them: importing prefect_gcp loads all of it (Cloud Storage, BigQuery, pandas-gbq, Vertex AI,
-# Cloud Run: about 33 MB over prefect, pyarrow and pandas), which the Postgres flow never needs
-# and the GCS flow needs only for its upload, after the conversion has given its memory back.
+# prefect_gcp, prefect_sqlalchemy, nyctaxi.gcs and nyctaxi.bigquery are imported only where they are
+# used (the blocks' loaders in nyctaxi.resources, inside the tasks): importing prefect_gcp loads all
+# of it (Cloud Storage, BigQuery, pandas-gbq, Vertex AI, Cloud Run), which the Postgres flow never
+# needs and the GCS flow needs only for its upload, after the conversion has given its memory back
+# (the flows' peak memory: bench/README.md).
 from nyctaxi import lake, postgres
 from nyctaxi.convert import SourceDataError, csv_gz_to_parquet, fill_missing, passenger_counts
 from nyctaxi.dataset import ParameterError, TaxiMonth, source_file_of
-from nyctaxi.failures import CONNECT_TIMEOUT_S, DiskFullError, ServiceUnreachableError, reaching, writing
+from nyctaxi.failures import DiskFullError, ServiceUnreachableError, writing
+from nyctaxi.resources import (
+    BIGQUERY_FIX,
+    BIGQUERY_LOADS,
+    GCS_FIX,
+    POSTGRES_LOADS,
+    bigquery_client,
+    bucket_key,
+    gcs_bucket,
+    lake_bucket,
+    postgres_connection,
+)
 from nyctaxi.schema import SchemaError, kinds
 from nyctaxi.shrink import ShrinkError, check_replacement
 from nyctaxi.source import (
@@ -37,52 +49,8 @@ from nyctaxi.source import (
     remote_version,
 )
 
-GCS_BLOCK = "zoom-gcs"
-CREDS_BLOCK = "zoom-gcp-creds"
-POSTGRES_BLOCK = "postgres-connector"
-MAKE_GCP_BLOCKS = "python blocks/make_gcp_blocks.py --help"
-MAKE_POSTGRES_BLOCK = "python blocks/make_postgres_block.py --help"
-# What to do when a service cannot be reached (on the local stack: `make stack`, see failures.py).
-GCS_FIX = f"check the network and the {GCS_BLOCK!r} block (`{MAKE_GCP_BLOCKS}`)"
-BIGQUERY_FIX = f"check the network and the {CREDS_BLOCK!r} block (`{MAKE_GCP_BLOCKS}`)"
-POSTGRES_FIX = f"check that PostgreSQL runs there and the {POSTGRES_BLOCK!r} block (`{MAKE_POSTGRES_BLOCK}`)"
-# Global concurrency limits (``prefect gcl``) around the loads: inactive until someone sets them,
-# e.g. ``python deployments/backfill_deploy.py --load-limit 2``. They hold in every way of running,
-# including inside one Dask task of a backfill.
-POSTGRES_LOADS = "postgres-loads"
-BIGQUERY_LOADS = "bigquery-loads"
 LOAD_SLOT_TIMEOUT_S = 3600
 SLOT_WAIT_WARNING_S = 120
-
-
-def load_block(block_type, name: str, how_to_make: str):
-    """``block_type.load(name)``, with the command that makes the block when it is missing."""
-    try:
-        return block_type.load(name)
-    except ValueError as e:
-        if "Unable to find block document" not in str(e):
-            raise
-        raise RuntimeError(f"no {block_type.__name__} block named {name!r} on this Prefect server: "
-                           f"create it with `{how_to_make}`") from None
-
-
-def gcs_bucket():
-    """The ``zoom-gcs`` block."""
-    from prefect_gcp.cloud_storage import GcsBucket
-
-    return load_block(GcsBucket, GCS_BLOCK, MAKE_GCP_BLOCKS)
-
-
-def bucket_key(gcs_block, key: str) -> str:
-    """``key`` inside the block's ``bucket_folder``: the object's name in the bucket."""
-    return "/".join(part for part in (gcs_block.bucket_folder.strip("/"), key) if part)
-
-
-def lake_bucket(gcs_block):
-    """The block's bucket, as a google-cloud-storage ``Bucket``. Not ``gcs_block.get_bucket()``:
-    that asks the server for the bucket with the client's default retry (two minutes of retrying
-    a refused connection) before any work is done."""
-    return gcs_block.gcp_credentials.get_cloud_storage_client().bucket(gcs_block.bucket)
 
 
 def cache_key_while_current(context: TaskRunContext, parameters: dict) -> str | None:
@@ -259,33 +227,15 @@ def load_slot(limit: str) -> Iterator[None]:
         yield
 
 
-def postgres_connector():
-    """The ``postgres-connector`` block, connecting with a short timeout (a host that drops packets)."""
-    from prefect_sqlalchemy import SqlAlchemyConnector
-
-    connector = load_block(SqlAlchemyConnector, POSTGRES_BLOCK, MAKE_POSTGRES_BLOCK)
-    connector.connect_args = {"connect_timeout": CONNECT_TIMEOUT_S, **(connector.connect_args or {})}
-    return connector
-
-
-def reaching_postgres(connector):
-    """``failures.reaching`` for the database of the ``postgres-connector`` block."""
-    info = connector.connection_info
-    address = f"{info.host}:{info.port}" if hasattr(info, "host") else "the address in the block"
-    return reaching("PostgreSQL", address, POSTGRES_FIX)
-
-
 @task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3), retry_condition_fn=worth_retrying,
       tags=["postgres"], on_failure=[drop_staged_input])
 def load_postgres(cleaned: Cleaned, color: str, table: str, source_file: str, allow_shrink: bool = False) -> int:
     """COPY the cleaned month into ``table``, replacing that month's rows (never with a much smaller
     edition, unless ``allow_shrink``); return the rows loaded."""
-    connector = postgres_connector()
-    with reaching_postgres(connector), connector.get_connection(begin=False) as connection, \
-            load_slot(POSTGRES_LOADS):
-        # COPY needs the driver's own connection; replace_month commits on it.
-        loaded = postgres.replace_month(connection.connection.dbapi_connection, table, color, cleaned.path,
-                                        source_file, allow_shrink=allow_shrink, logger=get_run_logger())
+    with postgres_connection() as conn, load_slot(POSTGRES_LOADS):
+        # postgres.replace_month commits or rolls back on the driver's connection itself.
+        loaded = postgres.replace_month(conn, table, color, cleaned.path, source_file, allow_shrink=allow_shrink,
+                                        logger=get_run_logger())
     if lake.is_staged(cleaned.path):  # staged only for this load (a lake file stays)
         cleaned.path.unlink(missing_ok=True)
     return loaded
@@ -334,13 +284,6 @@ def transform(path: Path, color: str, fill_passenger_count: int | None = None) -
     return filled
 
 
-def bigquery_client():
-    """A BigQuery client with the credentials and project of the ``zoom-gcp-creds`` block."""
-    from prefect_gcp import GcpCredentials
-
-    return load_block(GcpCredentials, CREDS_BLOCK, MAKE_GCP_BLOCKS).get_bigquery_client()
-
-
 @task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3), retry_condition_fn=worth_retrying,
       tags=["bigquery"], on_failure=[drop_staged_input])
 def write_bq(path: Path, color: str, source_file: str, allow_shrink: bool = False) -> int:
@@ -352,7 +295,7 @@ def write_bq(path: Path, color: str, source_file: str, allow_shrink: bool = Fals
     logger = get_run_logger()
     client = bigquery_client()
     with bigquery.reaching(BIGQUERY_FIX), load_slot(BIGQUERY_LOADS):
-        rows = bigquery.load_month(
+        rows = bigquery.replace_month(
             client, color, source_file,
             lambda staging_id: bigquery.stage_with_pandas_gbq(path, staging_id, client, logger),
             lake.source_version(path), allow_shrink=allow_shrink, logger=logger,
@@ -377,7 +320,7 @@ def load_bq_from_gcs(color: str, dataset_file: str, source_file: str, allow_shri
     version = (blob.metadata or {}).get(gcs.VERSION_METADATA) if blob else None
     client = bigquery_client()
     with bigquery.reaching(BIGQUERY_FIX), load_slot(BIGQUERY_LOADS):
-        return bigquery.load_month(
+        return bigquery.replace_month(
             client, color, source_file,
             lambda staging_id: bigquery.stage_with_load_job(client, uri, staging_id, color),
             version, allow_shrink=allow_shrink, logger=get_run_logger(),

@@ -17,6 +17,8 @@ import urllib.request
 from datetime import datetime
 from pathlib import Path
 
+from nyctaxi.resources import setting
+
 PAGE = 200
 
 
@@ -91,7 +93,7 @@ def main() -> None:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--api-url", default=os.environ.get("PREFECT_API_URL"),
+    parser.add_argument("--api-url", default=setting("PREFECT_API_URL"),
                         help="the Prefect API (default: $PREFECT_API_URL)")
     args = parser.parse_args()
     if not args.api_url:

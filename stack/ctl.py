@@ -20,11 +20,12 @@ import sys
 import time
 from pathlib import Path
 
-from services import PROJECT, REPO, SERVICES, Service, free_port
+from nyctaxi.resources import setting
+from stack.services import PROJECT, REPO, SERVICES, Service, free_port
 
 
 def stack_dir() -> Path:
-    return Path(os.environ.get("STACK_DIR") or REPO / ".stack").resolve()
+    return Path(setting("STACK_DIR") or REPO / ".stack").resolve()
 
 
 # --- processes ---------------------------------------------------------------------------

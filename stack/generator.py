@@ -19,7 +19,6 @@ import argparse
 import calendar
 import gzip
 import os
-import sys
 import uuid
 from pathlib import Path
 
@@ -27,8 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "flows"))
-from nyctaxi.schema import COLORS, columns  # noqa: E402
+from nyctaxi.schema import COLORS, columns
 
 # Row counts of real months, reproduced by rows="full".
 KNOWN_ROWS = {

@@ -15,8 +15,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from generator import generate
 from nyctaxi.schema import COLORS
+from stack.generator import generate
 
 # What the real release publishes, per colour: 2019-01 ... 2021-07.
 FIRST_PUBLISHED, LAST_PUBLISHED = (2019, 1), (2021, 7)

@@ -21,10 +21,11 @@ import stat
 import subprocess
 from pathlib import Path
 
+from nyctaxi.resources import POSTGRES_DATABASE as DATABASE
+from nyctaxi.resources import POSTGRES_ROLE as ETL_USER  # what the flows' block connects as
+
 SYSTEM_USER = "nyctaxi-postgres"
-DB_USER = "root"        # the course's docker-compose user: the superuser, for setting up only
-DATABASE = "ny_taxi"    # and database
-ETL_USER = "ny_taxi_etl"  # what the flows' block connects as
+DB_USER = "root"  # the course's docker-compose user: the superuser, for setting up only
 
 
 def bin_dir() -> Path:

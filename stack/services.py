@@ -8,14 +8,13 @@ import sys
 import urllib.request
 from pathlib import Path
 
-import crashed_runs
-import pg_cluster
+from nyctaxi.resources import DATASET, setting
+from stack import crashed_runs, pg_cluster
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PROJECT = "dezoomcamp-local"
 BUCKET = "dezoomcamp-local-lake"
-DEFAULT_MIRROR_ROWS = "100000"
 
 
 def free_port() -> int:
@@ -108,7 +107,7 @@ class Mirror(Service):
     name, preferred_port, health_path = "mirror", 8765, "/healthz"
 
     def command(self, port, root):
-        rows = os.environ.get("NYC_TLC_MIRROR_ROWS", DEFAULT_MIRROR_ROWS)
+        rows = setting("NYC_TLC_MIRROR_ROWS")
         return [sys.executable, str(REPO / "stack" / "mirror.py"), "--port", str(port),
                 "--dir", str(root / "mirror"), "--rows", rows]
 
@@ -118,7 +117,6 @@ class Mirror(Service):
 
 class BigQueryEmulator(Service):
     name, preferred_port, health_path = "bigquery", 9050, "/healthz"
-    dataset = "dezoomcamp"
 
     def command(self, port, root):
         grpc_port = free_port()  # nobody here uses its gRPC API: any free port will do
@@ -142,7 +140,7 @@ class BigQueryEmulator(Service):
 
         client = bigquery.Client(project=PROJECT, credentials=AnonymousCredentials(),
                                  client_options=ClientOptions(api_endpoint=f"http://127.0.0.1:{port}"))
-        dataset = bigquery.Dataset(f"{PROJECT}.{self.dataset}")
+        dataset = bigquery.Dataset(f"{PROJECT}.{DATASET}")
         dataset.location = "US"
         client.create_dataset(dataset, exists_ok=True)
 

@@ -2,18 +2,19 @@
 from __future__ import annotations
 
 import io
-import os
 
 import pyarrow.parquet as pq
-from prefect_gcp.cloud_storage import GcsBucket
-from prefect_sqlalchemy import SqlAlchemyConnector
 from sqlalchemy import text
+
+from nyctaxi import bigquery as warehouse
+from nyctaxi import gcs
+from nyctaxi.resources import DATASET, LAKE_PREFIX, bigquery_client, gcs_bucket, postgres_connector, setting
 
 
 def lake() -> None:
-    bucket = GcsBucket.load("zoom-gcs")
-    blobs = sorted((b for b in bucket.list_blobs("data") if b.name.endswith(".parquet")), key=lambda b: b.name)
-    print(f"\nLake: gs://{bucket.bucket} ({os.environ.get('STORAGE_EMULATOR_HOST', 'Google Cloud Storage')})")
+    bucket = gcs_bucket()
+    blobs = sorted((b for b in bucket.list_blobs(LAKE_PREFIX) if b.name.endswith(".parquet")), key=lambda b: b.name)
+    print(f"\nLake: gs://{bucket.bucket} ({gcs.address()})")
     for blob in blobs:
         rows = pq.ParquetFile(io.BytesIO(blob.download_as_bytes())).metadata.num_rows
         print(f"  {blob.name:<50} {rows:>12,} rows")
@@ -22,14 +23,11 @@ def lake() -> None:
 
 
 def bigquery() -> None:
-    from prefect_gcp import GcpCredentials
-
-    client = GcpCredentials.load("zoom-gcp-creds").get_bigquery_client()
-    where = os.environ.get("BIGQUERY_EMULATOR_HOST", "BigQuery")
-    print(f"\nBigQuery: {client.project}.dezoomcamp ({where})")
-    tables = sorted(t.table_id for t in client.list_tables("dezoomcamp") if t.table_id.endswith("_tripdata"))
+    client = bigquery_client()
+    print(f"\nBigQuery: {client.project}.{DATASET} ({warehouse.address()})")
+    tables = sorted(t.table_id for t in client.list_tables(DATASET) if t.table_id.endswith("_tripdata"))
     for table in tables:
-        sql = f"SELECT source_file, COUNT(*) FROM `{client.project}.dezoomcamp.{table}` GROUP BY 1 ORDER BY 1"
+        sql = f"SELECT source_file, COUNT(*) FROM `{client.project}.{DATASET}.{table}` GROUP BY 1 ORDER BY 1"
         for source, rows in client.query(sql).result():
             print(f"  {table + ' <- ' + source:<50} {rows:>12,} rows")
     if not tables:
@@ -37,7 +35,7 @@ def bigquery() -> None:
 
 
 def postgres() -> None:
-    connector = SqlAlchemyConnector.load("postgres-connector")
+    connector = postgres_connector()
     with connector.get_connection(begin=False) as conn:
         url = conn.engine.url
         print(f"\nPostgreSQL: {url.host}:{url.port}/{url.database}")
@@ -56,7 +54,7 @@ def main() -> None:
     lake()
     bigquery()
     postgres()
-    api = os.environ.get("PREFECT_API_URL", "")
+    api = setting("PREFECT_API_URL") or ""
     print(f"\nPrefect UI: {api.removesuffix('/api')}  (flow runs, logs, and each month's summary under Artifacts)")
 
 

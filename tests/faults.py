@@ -25,7 +25,8 @@ from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from generator import generate
+from stack.generator import generate
+
 from nyctaxi.schema import columns
 
 

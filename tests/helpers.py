@@ -15,8 +15,7 @@ from pathlib import Path
 from uuid import UUID
 
 import pyarrow.parquet as pq
-
-from static_server import serve_directory  # noqa: F401 - re-exported for the tests
+from stack.static_server import serve_directory  # noqa: F401 - re-exported for the tests
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -11,7 +11,6 @@ swap leaves the table untouched, and re-running never duplicates.
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 import uuid
@@ -24,31 +23,29 @@ from google.api_core.exceptions import NotFound
 from google.cloud import bigquery
 
 from . import failures
-from .schema import COLUMNS, LINEAGE_COLUMN, table_name
+from .resources import DATASET, LOADS_TABLE, setting, table_name
+from .schema import COLUMNS, LINEAGE_COLUMN, SchemaError
 from .shrink import check_replacement
 
 log = logging.getLogger(__name__)
 
 SERVICE = "BigQuery"
-EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"  # what pandas-gbq reads, and the local stack sets
 ENDPOINT = "https://bigquery.googleapis.com"
 # Every call of ours retries what can pass for a minute, not a refused connection (the client's
 # default retries that for ten); pandas-gbq's own calls keep the client's defaults.
 RETRY = failures.google_retry()
-DATASET = "dezoomcamp"
 # Naive wall-clock times (the TLC's are New York local time): DATETIME, as parquet says.
 BQ_TYPES = {"int": "INT64", "float": "FLOAT64", "timestamp": "DATETIME", "string": "STRING"}
 # The API reports legacy names for some types.
 _SAME_TYPE = {"INTEGER": "INT64", "FLOAT": "FLOAT64"}
 STAGING_TTL = timedelta(days=1)
-# Rows per pandas-gbq call: each call is a load job with a fixed cost, and a DataFrame in memory
-# (256 k rows: 15 % faster, 120 MB more).
+# Rows per pandas-gbq call: each call is a load job with a fixed cost, and a DataFrame in memory;
+# more rows a call is faster and heavier (the trade measured: bench/README.md).
 PANDAS_GBQ_ROWS = 128 * 1024
 _SOURCE_FILE = re.compile(r"^[a-z]+_tripdata_\d{4}-\d{2}\.csv\.gz$")
 _TABLE = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 _VERSION = re.compile(r"^[0-9a-f]{1,64}$")
 # One row per month loaded: which edition of the release file each table holds.
-LOADS_TABLE = "nyc_tlc_loads"
 LOADS_SCHEMA = [bigquery.SchemaField("table_name", "STRING"), bigquery.SchemaField("source_file", "STRING"),
                 bigquery.SchemaField("source_version", "STRING"), bigquery.SchemaField("rows", "INT64"),
                 bigquery.SchemaField("loaded_at", "TIMESTAMP")]
@@ -56,7 +53,7 @@ LOADS_SCHEMA = [bigquery.SchemaField("table_name", "STRING"), bigquery.SchemaFie
 
 def address() -> str:
     """Where BigQuery is served: the emulator the environment names, or Google's endpoint."""
-    return os.environ.get(EMULATOR_ENV) or ENDPOINT
+    return setting("BIGQUERY_EMULATOR_HOST") or ENDPOINT
 
 
 def reaching(fix: str):
@@ -86,7 +83,7 @@ def ensure_table(client: bigquery.Client, color: str, dataset: str = DATASET) ->
     have = [(f.name, _SAME_TYPE.get(f.field_type, f.field_type)) for f in table.schema]
     want = [(f.name, f.field_type) for f in schema(color)]
     if have != want:
-        raise ValueError(f"table {table_id} does not have the declared {color} schema: "
+        raise SchemaError(f"table {table_id} does not have the declared {color} schema: "
                          f"it has {have}, expected {want}. Drop it or load into another dataset")
     return table_id
 
@@ -142,7 +139,7 @@ def stage_with_load_job(client: bigquery.Client, uri: str, staging_id: str, colo
     return count(client, staging_id)
 
 
-def replace_month(client: bigquery.Client, table_id: str, staging_id: str, color: str, source_file: str,
+def swap_in(client: bigquery.Client, table_id: str, staging_id: str, color: str, source_file: str,
                   source_version: str | None = None, *, logger: logging.Logger | logging.LoggerAdapter = log) -> int:
     """Swap the staged rows in for the month's rows and record the load (``nyc_tlc_loads``),
     in one transaction; return the month's rows."""
@@ -166,7 +163,7 @@ def replace_month(client: bigquery.Client, table_id: str, staging_id: str, color
     return rows
 
 
-def load_month(client: bigquery.Client, color: str, source_file: str, stage: Callable[[str], int],
+def replace_month(client: bigquery.Client, color: str, source_file: str, stage: Callable[[str], int],
                source_version: str | None = None, *, allow_shrink: bool = False,
                logger: logging.Logger | logging.LoggerAdapter = log) -> int:
     """Make sure the colour's table exists, ``stage(staging_id)`` the month (it returns the rows
@@ -180,7 +177,7 @@ def load_month(client: bigquery.Client, color: str, source_file: str, stage: Cal
         staged = stage(staging_id)
         check_replacement(f"BigQuery table {table_id}", source_file, staged, count(client, table_id, source_file),
                           allow_shrink=allow_shrink)
-        return replace_month(client, table_id, staging_id, color, source_file, source_version, logger=logger)
+        return swap_in(client, table_id, staging_id, color, source_file, source_version, logger=logger)
     finally:
         drop(client, staging_id)
 

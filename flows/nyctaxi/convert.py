@@ -29,13 +29,12 @@ from .schema import SchemaError, arrow_schema, check_header, columns, kinds, wit
 
 log = logging.getLogger(__name__)
 
-# 64 k rows: two row groups in memory at once (one encoded, one gathered) weigh what one of
-# 128 k did without the writer thread; files are 1 % bigger.
+# Two row groups are in memory at once (one encoded, one gathered): 64 k rows each keep the peak
+# where one of 128 k was without the writer thread, for slightly bigger files.
 ROW_GROUP_ROWS = 64 * 1024
 # The CSV reader's block. Its background thread reads ahead up to 32 blocks (not configurable)
-# while the cast and the parquet writer catch up: the reader alone held 43 MB of Arrow memory
-# with 1 MiB blocks, 11 MB with 256 KiB blocks, and the conversion peaked 40-60 MB lower, for
-# about 5% more CPU.
+# while the cast and the parquet writer catch up, so the block size sets the reader's memory:
+# small blocks cost a little CPU and lower the conversion's peak (measured: bench/README.md).
 READ_BLOCK_BYTES = 1 << 18
 PARQUET_COMPRESSION = "snappy"
 PROGRESS_EVERY_S = 5.0
@@ -64,7 +63,8 @@ class PassengerCounts:
     def add(self, column: pa.Array) -> None:
         self.missing += column.null_count
         # Zeros are the values that cast to false. Not pc.equal(column, 0): turning a Python value
-        # into an Arrow one makes pyarrow import pandas (0.4 s, 45 MB), which nothing else here needs.
+        # into an Arrow one makes pyarrow import pandas, which nothing else here needs (its cost in
+        # time and memory: bench/README.md).
         nonzero = pc.sum(column.cast(pa.bool_())).as_py() or 0
         self.zero += len(column) - column.null_count - nonzero
 
@@ -131,8 +131,8 @@ def csv_gz_to_parquet(
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
     try:
-        # ISA-L inflates the file for Arrow's reader: the conversion takes 20 % less time than with
-        # Arrow's own gzip stream (zlib), and checks the same CRC and length.
+        # ISA-L inflates the file for Arrow's reader: faster than Arrow's own gzip stream (zlib), with
+        # the same CRC and length checks (bench/README.md).
         with igzip.open(src, "rb") as text, _open_reader(text, src, header, color) as reader, \
                 pq.ParquetWriter(dest, target, compression=PARQUET_COMPRESSION) as parquet, \
                 _BackgroundWriter(parquet) as writer:

@@ -1,18 +1,15 @@
 """Which month of which colour: validated flow parameters and the names derived from them."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
+from .resources import BASE_URL_ENV, setting
 from .schema import COLORS
 
 # The years the DataTalksClub release publishes (yellow and green 2019-01 ... 2021-07,
 # fhv 2019 ... 2021). A month inside these years that is not published is reported
 # by the download (404), not here.
 FIRST_YEAR, LAST_YEAR = 2019, 2021
-
-DEFAULT_BASE_URL = "https://github.com/DataTalksClub/nyc-tlc-data/releases/download"
-BASE_URL_ENV = "NYC_TLC_BASE_URL"
 
 
 class ParameterError(ValueError):
@@ -21,7 +18,7 @@ class ParameterError(ValueError):
 
 def base_url() -> str:
     """The release base URL: ``$NYC_TLC_BASE_URL`` (a mirror, the local stack) or GitHub."""
-    return (os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL).rstrip("/")
+    return setting(BASE_URL_ENV).rstrip("/")
 
 
 @dataclass(frozen=True)

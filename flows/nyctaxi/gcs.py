@@ -6,7 +6,6 @@ bounded time; a refused connection or an unresolvable name fails at once, as a
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,17 +13,17 @@ import pyarrow.parquet as pq
 from google.cloud.storage import Blob, Bucket
 
 from . import failures
+from .resources import setting
 
 SERVICE = "the GCS bucket"
-EMULATOR_ENV = "STORAGE_EMULATOR_HOST"  # what google-cloud-storage reads, and the local stack sets
 ENDPOINT = "https://storage.googleapis.com"
 # What each object says of itself: the edition of the release file it holds (what a backfill
 # compares) and its rows (what a new edition is compared with before it replaces it).
 VERSION_METADATA = "source_version"
 ROWS_METADATA = "rows"
 # Upload chunk of the lake file (GCS wants a multiple of 256 KiB). google-cloud-storage sends a
-# file over 8 MiB in resumable chunks of 100 MiB by default, each read whole into memory: that
-# added about 200 MB to the flow's peak for a 7.8 M-row month (220 MB of parquet).
+# file over 8 MiB in resumable chunks of 100 MiB by default, each read whole into memory, which
+# put a big month's upload far above the flows' memory target (bench/README.md).
 UPLOAD_CHUNK_BYTES = 8 << 20
 UPLOAD_TIMEOUT_S = 600  # to read each answer; to connect: failures.CONNECT_TIMEOUT_S
 TIMEOUT = (failures.CONNECT_TIMEOUT_S, UPLOAD_TIMEOUT_S)
@@ -33,7 +32,7 @@ RETRY = failures.google_retry()
 
 def address() -> str:
     """Where the bucket is served: the emulator the environment names, or Google's endpoint."""
-    return os.environ.get(EMULATOR_ENV) or ENDPOINT
+    return setting("STORAGE_EMULATOR_HOST") or ENDPOINT
 
 
 def reaching(fix: str):

@@ -10,8 +10,8 @@ from urllib.parse import urlparse
 import pyarrow.parquet as pq
 
 from . import schema, scratch
+from .resources import DATA_DIR_ENV, LAKE_PREFIX, setting
 
-DATA_DIR_ENV = "NYC_TLC_DATA_DIR"
 # flows/nyctaxi/lake.py -> the repository root (in the image: /opt/prefect), recognised by a
 # file that stands beside flows/ in both.
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +23,7 @@ FALLBACK_DATA_ROOT = Path.home() / "nyc-tlc-data"
 
 def data_root() -> Path:
     """``$NYC_TLC_DATA_DIR``, or the repository's ``data/``: never the current directory."""
-    configured = os.environ.get(DATA_DIR_ENV)
+    configured = setting(DATA_DIR_ENV)
     if configured:
         return Path(configured).expanduser().resolve()
     if (REPO_ROOT / REPO_MARKER).is_file():
@@ -38,7 +38,7 @@ def lake_path(color: str, dataset_file: str, root: Path | None = None) -> Path:
 
 def object_prefix(color: str) -> str:
     """Where a colour's objects are in the bucket: ``data/yellow/``."""
-    return f"data/{color}/"
+    return f"{LAKE_PREFIX}/{color}/"
 
 
 def object_key(color: str, dataset_file: str) -> str:

@@ -23,23 +23,23 @@ from pgpq import ArrowToPostgresBinaryEncoder
 
 from . import lake
 from .dataset import ParameterError
+from .resources import LOADS_TABLE, table_name
 from .schema import COLUMNS, LINEAGE_COLUMN, SchemaError, arrow_schema
-from .schema import table_name as default_table
 from .shrink import check_replacement
 
 log = logging.getLogger(__name__)
 
 PG_TYPES = {"int": "BIGINT", "float": "DOUBLE PRECISION", "timestamp": "TIMESTAMP", "string": "TEXT"}
-# Rows per chunk handed to COPY: 16 k rows are about 3.5 MB of binary COPY data.
+# Rows per chunk handed to COPY: a few MB of binary COPY data, whatever the month's size.
 BATCH_ROWS = 16 * 1024
 COPY_CHUNK_BYTES = 1 << 20
 PROGRESS_EVERY_S = 5.0
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
 
 
-def table_name(color: str, table: str | None) -> str:
+def target_table(color: str, table: str | None) -> str:
     """The table to load: ``table`` if given (a plain lower-case SQL name), else the colour's."""
-    name = table or default_table(color)
+    name = table or table_name(color)
     if not _IDENTIFIER.match(name):
         raise ParameterError(
             f"table {name!r} is not a plain table name: use lower-case letters, digits and _ (at most 48)"
@@ -77,7 +77,7 @@ class _CopyStream(io.RawIOBase):
 
     def __init__(self, parquet: Path, schema: pa.Schema, logger) -> None:
         # pre_buffer=False: with it (pyarrow's default) the reader keeps every row group it has
-        # read cached until the end, so memory grew with the month (230 MB for 7.8 M rows).
+        # read cached until the end, so memory grows with the month.
         self._batches = pq.ParquetFile(parquet, pre_buffer=False).iter_batches(batch_size=BATCH_ROWS)
         self._encoder = ArrowToPostgresBinaryEncoder(schema)
         self._buffer = memoryview(self._encoder.write_header())
@@ -114,7 +114,6 @@ class _CopyStream(io.RawIOBase):
         return out
 
 
-LOADS_TABLE = "nyc_tlc_loads"
 CREATE_LOADS_SQL = (
     f"CREATE TABLE IF NOT EXISTS {LOADS_TABLE} (table_name TEXT NOT NULL, source_file TEXT NOT NULL, "
     "source_version TEXT, rows BIGINT NOT NULL, loaded_at TIMESTAMPTZ NOT NULL DEFAULT now(), "
@@ -213,7 +212,7 @@ def _check_partitioned(cur, table: str) -> None:
     )
     row = cur.fetchone()
     if not row or row[0] != f"LIST ({LINEAGE_COLUMN})":
-        raise ParameterError(
+        raise SchemaError(
             f"table {table} exists but is not partitioned by {LINEAGE_COLUMN} (made by another tool?): "
             f"drop it, or pass another table name"
         )

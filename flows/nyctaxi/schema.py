@@ -94,11 +94,6 @@ COLORS: tuple[str, ...] = tuple(COLUMNS)
 LINEAGE_COLUMN = "source_file"
 
 
-def table_name(color: str) -> str:
-    """One table per colour in each destination: ``yellow_tripdata``, ``green_tripdata``, ``fhv_tripdata``."""
-    return f"{color}_tripdata"
-
-
 class SchemaError(ValueError):
     """A file's columns or values do not fit the declared schema of its colour."""
 
@@ -125,8 +120,9 @@ def arrow_schema(color: str) -> pa.Schema:
 
 def _pandas_metadata(color: str) -> bytes:
     """What pyarrow records for a DataFrame of the declared dtypes, written out here rather than
-    made by pandas: importing pandas costs a process that needs no DataFrame (the conversion, the
-    Postgres load) 0.4 s and 45 MB. A test keeps it equal to what pandas and pyarrow make."""
+    made by pandas: importing pandas costs time and memory a process that needs no DataFrame (the
+    conversion, the Postgres load) should not pay (bench/README.md). A test keeps it equal to what
+    pandas and pyarrow make."""
     return json.dumps({
         "index_columns": [],
         "column_indexes": [],

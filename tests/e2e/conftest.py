@@ -19,7 +19,8 @@ _stack_dir: Path | None = None
 
 def pytest_configure(config) -> None:
     global _stack_dir
-    import ctl  # stack/ctl.py
+    from stack import ctl
+
     from helpers import MIRROR_ROWS
 
     _stack_dir = Path(tempfile.mkdtemp(prefix="nyctaxi-test-stack-"))
@@ -33,7 +34,7 @@ def pytest_configure(config) -> None:
 def pytest_unconfigure(config) -> None:
     if _stack_dir is None:
         return
-    import ctl
+    from stack import ctl
 
     ctl.down()
     shutil.rmtree(_stack_dir, ignore_errors=True)

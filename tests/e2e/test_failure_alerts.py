@@ -11,12 +11,12 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from stack import ctl
+from stack.services import PrefectServer, free_port
 
-import ctl
 from etl_web_to_gcs import etl_web_to_gcs
 from faults import FaultServer
 from helpers import BIN, REPO, api, run
-from services import PrefectServer, free_port
 
 
 class _Hook(BaseHTTPRequestHandler):

@@ -4,10 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from stack.generator import generate
 
 from etl_gcs_to_bq import etl_gcs_to_bq, etl_parent_gcs_to_bq
 from etl_web_to_gcs import etl_web_to_gcs
-from generator import generate
 from helpers import MIRROR_ROWS, bq_client, bq_counts, bucket, kill_flow_when, run_flows_at_once, serve_directory
 from nyctaxi.schema import COLUMNS
 

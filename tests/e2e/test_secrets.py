@@ -112,7 +112,7 @@ def test_the_docker_build_context_holds_no_keys_or_state(service_account):
         for path in created:
             path.unlink()
     assert "docker-requirements.txt" in context and "flows/etl_web_to_gcs.py" in context
-    allowed = {"flows", "docker-requirements.txt", "Dockerfile", ".dockerignore"}
+    allowed = {"flows", "docker-requirements.txt", "pyproject.toml", "Dockerfile", ".dockerignore"}
     assert [p for p in context if not p.startswith("flows/") and p not in allowed] == []
     for path in (p for p in context if (REPO / p).is_file()):
         text = (REPO / path).read_text(errors="replace")

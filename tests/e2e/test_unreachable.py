@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 import psycopg2
+from stack import ctl
+from stack.generator import generate
+from stack.services import GcsEmulator, Postgres, free_port
 
-import ctl
 from faults import FaultServer
-from generator import generate
 from helpers import BIN, REPO, run, serve_directory
-from services import GcsEmulator, Postgres, free_port
 
 FAIL_WITHIN_S = 90
 LOCAL_FIX = "start the local stack with `make stack`, then `source .stack/env` in this shell"

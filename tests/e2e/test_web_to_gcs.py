@@ -9,9 +9,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from prefect.client.orchestration import get_client
+from stack.generator import generate
 
 from etl_web_to_gcs import etl_web_to_gcs
-from generator import generate
 from helpers import MIRROR_ROWS, api, bucket, object_exists, read_object, serve_directory
 from nyctaxi.dataset import ParameterError
 from nyctaxi.schema import SOURCE_VERSION_KEY, arrow_schema, source_version

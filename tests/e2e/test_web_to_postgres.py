@@ -12,9 +12,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from stack.generator import generate
 
 from etl_web_to_postgres import etl_web_to_postgres
-from generator import generate
 from helpers import (
     MIRROR_ROWS,
     kill_flow_when,
@@ -157,7 +157,7 @@ def staged_files(data_dir: Path) -> list[Path]:
 def test_a_table_made_by_another_tool_is_reported_and_the_failed_load_leaves_no_staged_file(data_dir):
     with postgres_connection() as conn, conn.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS t_foreign; CREATE TABLE t_foreign (a int)")
-    with pytest.raises(ParameterError, match="not partitioned by source_file"):
+    with pytest.raises(SchemaError, match="not partitioned by source_file"):
         etl_web_to_postgres(year=2021, month=1, color="yellow", table="t_foreign")
     assert staged_files(data_dir) == []
 

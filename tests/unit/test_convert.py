@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
+from stack.generator import generate
 
-from generator import generate
 from nyctaxi import convert
 from nyctaxi.convert import SourceDataError, csv_gz_to_parquet, preview
 from nyctaxi.schema import SchemaError, arrow_schema, columns

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
-from crashed_runs import _process_gone
+from stack.crashed_runs import _process_gone
 
 HERE = socket.gethostname()
 

@@ -1,6 +1,7 @@
 import pytest
 
-from nyctaxi.dataset import DEFAULT_BASE_URL, ParameterError, TaxiMonth, taxi_months
+from nyctaxi.dataset import ParameterError, TaxiMonth, taxi_months
+from nyctaxi.resources import DEFAULT_BASE_URL
 
 
 def test_course_names_and_default_url(monkeypatch):

@@ -3,8 +3,8 @@ import gzip
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pytest
+from stack.generator import full_rows, generate
 
-from generator import full_rows, generate
 from nyctaxi.schema import columns
 
 

@@ -1,0 +1,174 @@
+"""Every name and setting of the outside world, in one place, and how each resource is loaded.
+
+To point the flows at another bucket, dataset or database, change it here or in the
+blocks and variables named here: the blocks the flows load and the scripts that save
+them, the lake's layout, the BigQuery dataset and tables, the PostgreSQL tables, the
+load limits and deployments, and every environment variable the code reads, with its
+default (``ENVIRONMENT``; docs/configuration.md lists the same, and a test keeps the two
+equal). Loading a block that is missing fails with the command that makes it.
+
+Prefect and its collections are imported only inside the loaders that need them.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from .failures import CONNECT_TIMEOUT_S, reaching
+
+# --- blocks: what the flows load, and the scripts that save them -----------------------------
+GCS_BLOCK = "zoom-gcs"                  # GcsBucket: the lake's bucket
+CREDS_BLOCK = "zoom-gcp-creds"          # GcpCredentials: Cloud Storage and BigQuery
+POSTGRES_BLOCK = "postgres-connector"   # SqlAlchemyConnector: the ny_taxi database
+DOCKER_BLOCK = "zoom"                   # DockerContainer: the image docker-flow runs in
+NOTIFICATION_BLOCK = "failure-webhook"  # CustomWebhookNotificationBlock: failed and crashed runs
+MAKE_GCP_BLOCKS = "python blocks/make_gcp_blocks.py --help"
+MAKE_POSTGRES_BLOCK = "python blocks/make_postgres_block.py --help"
+# What to do when a service cannot be reached (on the local stack: `make stack`, see failures.py).
+GCS_FIX = f"check the network and the {GCS_BLOCK!r} block (`{MAKE_GCP_BLOCKS}`)"
+BIGQUERY_FIX = f"check the network and the {CREDS_BLOCK!r} block (`{MAKE_GCP_BLOCKS}`)"
+POSTGRES_FIX = f"check that PostgreSQL runs there and the {POSTGRES_BLOCK!r} block (`{MAKE_POSTGRES_BLOCK}`)"
+
+# --- the lake: {LAKE_PREFIX}/{color}/{color}_tripdata_{year}-{MM}.parquet in the bucket ------
+LAKE_PREFIX = "data"
+
+# --- the warehouses --------------------------------------------------------------------------
+DATASET = "dezoomcamp"          # BigQuery
+LOADS_TABLE = "nyc_tlc_loads"   # BigQuery and PostgreSQL: which edition of each month each table holds
+POSTGRES_ROLE = "ny_taxi_etl"   # what the flows connect to PostgreSQL as (owns the project's tables)
+POSTGRES_DATABASE = "ny_taxi"
+
+
+def table_name(color: str) -> str:
+    """One table per colour in each warehouse: ``yellow_tripdata``, ``green_tripdata``, ``fhv_tripdata``."""
+    return f"{color}_tripdata"
+
+
+# --- orchestration ---------------------------------------------------------------------------
+# Global concurrency limits around the loads (`prefect gcl`), inactive until set
+# (`python deployments/backfill_deploy.py --load-limit N`).
+POSTGRES_LOADS = "postgres-loads"
+BIGQUERY_LOADS = "bigquery-loads"
+WORK_QUEUE = "default"
+MONTH_DEPLOYMENT = "etl-month/backfill-month"
+
+
+# --- environment variables -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Variable:
+    """An environment variable the code reads: its default (None: unset) and what it sets."""
+
+    default: str | None
+    meaning: str
+
+
+DEFAULT_BASE_URL = "https://github.com/DataTalksClub/nyc-tlc-data/releases/download"
+BASE_URL_ENV = "NYC_TLC_BASE_URL"
+DATA_DIR_ENV = "NYC_TLC_DATA_DIR"
+
+ENVIRONMENT: dict[str, Variable] = {
+    # The flows
+    BASE_URL_ENV: Variable(DEFAULT_BASE_URL, "where the release files are read from "
+                                 "({base}/{color}/{color}_tripdata_{year}-{MM}.csv.gz)"),
+    DATA_DIR_ENV: Variable(None, "the local data root (unset: the checkout's data/, in the image "
+                                 "/opt/prefect/data, for code run from a copy outside a checkout ~/nyc-tlc-data)"),
+    "STORAGE_EMULATOR_HOST": Variable(None, "a GCS emulator to use instead of Google (the local stack sets it)"),
+    "BIGQUERY_EMULATOR_HOST": Variable(None, "a BigQuery emulator to use instead of Google (the local stack sets it)"),
+    "MIMALLOC_PURGE_DELAY": Variable("0", "Arrow's allocator gives freed memory back after this many ms"),
+    "MIMALLOC_ARENA_EAGER_COMMIT": Variable("0", "Arrow's allocator commits arenas lazily"),
+    # The block scripts
+    "GCS_BUCKET": Variable(None, "the bucket of the zoom-gcs block (make_gcp_blocks.py --bucket)"),
+    "GCP_SERVICE_ACCOUNT_FILE": Variable(None, "the service-account key of zoom-gcp-creds (make_gcp_blocks.py --key)"),
+    "GOOGLE_CLOUD_PROJECT": Variable(None, "the project of the local stack's zoom-gcp-creds (--local)"),
+    "GOOGLE_APPLICATION_CREDENTIALS": Variable(None, "application-default credentials (the local stack's are offline)"),
+    "NO_GCE_CHECK": Variable(None, "true: the Google clients do not look for a GCE metadata server (the local stack)"),
+    "POSTGRES_HOST": Variable("localhost", "PostgreSQL's host (make_postgres_block.py --host)"),
+    "POSTGRES_PORT": Variable("5432", "PostgreSQL's port (--port)"),
+    "POSTGRES_USER": Variable(POSTGRES_ROLE, "the role the flows connect as (--user)"),
+    "POSTGRES_DB": Variable(POSTGRES_DATABASE, "the database (--database)"),
+    "POSTGRES_PASSWORD": Variable(None, "the role's password (or POSTGRES_PASSWORD_FILE, or a prompt)"),
+    "POSTGRES_PASSWORD_FILE": Variable(None, "a file holding the role's password (--password-file)"),
+    "POSTGRES_ADMIN_USER": Variable(None, "the local stack's superuser (the benchmark's CHECKPOINT)"),
+    "POSTGRES_ADMIN_PASSWORD_FILE": Variable(None, "the file of the local stack superuser's password"),
+    "NOTIFY_WEBHOOK_URL": Variable(None, "where failed and crashed runs are posted (make_notification_block.py --url)"),
+    "ZOOM_IMAGE": Variable("dezoomcamp/prefect:zoom", "the image of the zoom DockerContainer block"),
+    # The local stack
+    "STACK_DIR": Variable(None, "where the local stack keeps its state (unset: the checkout's .stack/)"),
+    "NYC_TLC_MIRROR_ROWS": Variable("100000", "rows per month served by the local mirror (full: the real sizes)"),
+    "NYC_TAXI_CACHE": Variable(None, "where make image caches the offline base image and wheels "
+                               "(unset: ~/.cache/nyctaxi-prefect)"),
+    "PREFECT_API_URL": Variable(None, "the Prefect API (the local stack's env file sets it; "
+                                "stack/crashed_runs.py reads it)"),
+}
+
+
+def setting(name: str) -> str | None:
+    """The value of environment variable ``name`` (one of ``ENVIRONMENT``), or its default; empty counts as unset."""
+    return os.environ.get(name) or ENVIRONMENT[name].default
+
+
+# --- loading the blocks ----------------------------------------------------------------------
+
+def load_block(block_type, name: str, how_to_make: str):
+    """``block_type.load(name)``, with the command that makes the block when it is missing."""
+    try:
+        return block_type.load(name)
+    except ValueError as e:
+        if "Unable to find block document" not in str(e):
+            raise
+        raise RuntimeError(f"no {block_type.__name__} block named {name!r} on this Prefect server: "
+                           f"create it with `{how_to_make}`") from None
+
+
+def gcs_bucket():
+    """The ``zoom-gcs`` block (a prefect-gcp ``GcsBucket``)."""
+    from prefect_gcp.cloud_storage import GcsBucket
+
+    return load_block(GcsBucket, GCS_BLOCK, MAKE_GCP_BLOCKS)
+
+
+def bucket_key(gcs_block, key: str) -> str:
+    """``key`` inside the block's ``bucket_folder``: the object's name in the bucket."""
+    return "/".join(part for part in (gcs_block.bucket_folder.strip("/"), key) if part)
+
+
+def lake_bucket(gcs_block):
+    """The block's bucket, as a google-cloud-storage ``Bucket``. Not ``gcs_block.get_bucket()``:
+    that asks the server for the bucket with the client's default retry (two minutes of retrying
+    a refused connection) before any work is done."""
+    return gcs_block.gcp_credentials.get_cloud_storage_client().bucket(gcs_block.bucket)
+
+
+def gcp_credentials():
+    """The ``zoom-gcp-creds`` block (a prefect-gcp ``GcpCredentials``)."""
+    from prefect_gcp import GcpCredentials
+
+    return load_block(GcpCredentials, CREDS_BLOCK, MAKE_GCP_BLOCKS)
+
+
+def bigquery_client():
+    """A BigQuery client with the credentials and project of the ``zoom-gcp-creds`` block."""
+    return gcp_credentials().get_bigquery_client()
+
+
+def postgres_connector(connect_timeout_s: int = CONNECT_TIMEOUT_S):
+    """The ``postgres-connector`` block (a prefect-sqlalchemy ``SqlAlchemyConnector``), connecting
+    within ``connect_timeout_s`` (a host that drops packets fails fast)."""
+    from prefect_sqlalchemy import SqlAlchemyConnector
+
+    connector = load_block(SqlAlchemyConnector, POSTGRES_BLOCK, MAKE_POSTGRES_BLOCK)
+    connector.connect_args = {"connect_timeout": connect_timeout_s, **(connector.connect_args or {})}
+    return connector
+
+
+@contextmanager
+def postgres_connection() -> Iterator:
+    """A psycopg2 connection to the ``postgres-connector`` block's database (what COPY needs); a
+    server out of reach is a ``ServiceUnreachableError`` naming it."""
+    connector = postgres_connector()
+    info = connector.connection_info
+    address = f"{info.host}:{info.port}" if hasattr(info, "host") else "the address in the block"
+    with reaching("PostgreSQL", address, POSTGRES_FIX), connector.get_connection(begin=False) as connection:
+        yield connection.connection.dbapi_connection
