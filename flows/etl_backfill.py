@@ -26,7 +26,6 @@ from prefect.deployments import run_deployment
 from pydantic import StrictInt
 
 from etl_month import etl_month, load_month
-from liveness import record_process
 from nyctaxi import bigquery, lake, postgres
 from nyctaxi.backfill import DESTINATIONS, Unit, check_destinations, months_between, plan
 from nyctaxi.dataset import TaxiMonth
@@ -42,6 +41,7 @@ from nyctaxi.resources import (
     table_name,
 )
 from nyctaxi.source import remote_version
+from run_hooks import RUN_HOOKS
 
 Runner = Literal["dask", "agents", "sequential"]
 
@@ -97,7 +97,7 @@ def _unit_parameters(unit: Unit, allow_shrink: bool) -> dict:
             "allow_shrink": allow_shrink}
 
 
-@flow(name="etl-backfill-on-dask", on_running=[record_process])
+@flow(name="etl-backfill-on-dask", **RUN_HOOKS)
 def run_on_dask(units: dict[str, dict]) -> dict[str, str]:
     """Every unit (its name: ``etl_month``'s parameters) as one ``load-month`` task on the flow's
     task runner, a DaskTaskRunner: as many months in flight as the cluster has worker threads."""
@@ -136,7 +136,7 @@ def run_on_agents(units: list[Unit], deployment: str, allow_shrink: bool, poll_s
     return states
 
 
-@flow(name="etl-backfill", on_running=[record_process])
+@flow(name="etl-backfill", **RUN_HOOKS)
 def etl_backfill(start: str = "2019-01", end: str = "2021-07", colors: list[str] = ["yellow", "green"],
                  destinations: list[str] = list(DESTINATIONS), runner: Runner = "dask",
                  dask_address: str | None = None, dask_workers: StrictInt = 2, dask_memory_limit: str = "2GiB",

@@ -5,14 +5,14 @@ from prefect import flow
 from pydantic import StrictInt
 
 import cli
-from liveness import record_process
 from nyctaxi.dataset import TaxiMonth, taxi_months
 from nyctaxi.resources import DATASET, table_name
+from run_hooks import RUN_HOOKS
 from summary import record_month
 from tasks import extract_from_gcs, load_bq_from_gcs, transform, write_bq
 
 
-@flow(name="etl-gcs-to-bq", on_running=[record_process])
+@flow(name="etl-gcs-to-bq", **RUN_HOOKS)
 def etl_gcs_to_bq(year: StrictInt = 2021, month: StrictInt = 1, color: str = "yellow", load_job: bool = False,
                   fill_passenger_count: StrictInt | None = None, allow_shrink: bool = False) -> int:
     """Load one lake month into ``dezoomcamp.{color}_tripdata``, replacing that month's rows.
@@ -37,7 +37,7 @@ def etl_gcs_to_bq(year: StrictInt = 2021, month: StrictInt = 1, color: str = "ye
     return rows
 
 
-@flow(name="etl-parent-gcs-to-bq", on_running=[record_process])
+@flow(name="etl-parent-gcs-to-bq", **RUN_HOOKS)
 def etl_parent_gcs_to_bq(months: list[StrictInt] = [1, 2], year: StrictInt = 2021, color: str = "yellow",
                          load_job: bool = False, allow_shrink: bool = False) -> int:
     """The homework's parent flow: ``etl_gcs_to_bq`` for each month; returns the rows loaded in all."""

@@ -15,10 +15,10 @@ from prefect.tasks import exponential_backoff
 from pydantic import StrictInt
 
 import cli
-from liveness import record_process
 from nyctaxi.backfill import DESTINATIONS, check_destinations
 from nyctaxi.dataset import TaxiMonth
 from nyctaxi.resources import table_name
+from run_hooks import RUN_HOOKS
 from tasks import (
     Cleaned,
     clean,
@@ -62,7 +62,7 @@ def load_month_into(taxi: TaxiMonth, destinations: list[str], allow_shrink: bool
     return got
 
 
-@flow(name="etl-month", on_running=[record_process])
+@flow(name="etl-month", **RUN_HOOKS)
 def etl_month(year: StrictInt = 2021, month: StrictInt = 1, color: str = "yellow",
               destinations: list[str] = list(DESTINATIONS), allow_shrink: bool = False) -> dict[str, str | int]:
     """One month of one colour into the destinations asked: one unit of a backfill."""

@@ -5,14 +5,14 @@ from prefect import flow
 from pydantic import StrictInt
 
 import cli
-from liveness import record_process
 from nyctaxi import lake
 from nyctaxi.dataset import TaxiMonth
+from run_hooks import RUN_HOOKS
 from summary import record_month
 from tasks import clean, fetch, write_gcs, write_local
 
 
-@flow(name="etl-web-to-gcs", on_running=[record_process])
+@flow(name="etl-web-to-gcs", **RUN_HOOKS)
 def etl_web_to_gcs(year: StrictInt = 2021, month: StrictInt = 1, color: str = "yellow",
                    allow_shrink: bool = False) -> str:
     """The main ETL function: one month of one colour into the lake and the bucket.

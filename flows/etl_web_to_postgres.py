@@ -5,14 +5,14 @@ from prefect import flow
 from pydantic import StrictInt
 
 import cli
-from liveness import record_process
 from nyctaxi import postgres
 from nyctaxi.dataset import TaxiMonth
+from run_hooks import RUN_HOOKS
 from summary import record_month
 from tasks import clean, fetch, load_postgres
 
 
-@flow(name="etl-web-to-postgres", on_running=[record_process])
+@flow(name="etl-web-to-postgres", **RUN_HOOKS)
 def etl_web_to_postgres(year: StrictInt = 2021, month: StrictInt = 1, color: str = "yellow", table: str | None = None,
                         allow_shrink: bool = False) -> int:
     """Load one month into ``table`` (default ``{color}_tripdata``) of the ``postgres-connector`` database.

@@ -9,11 +9,11 @@ from pydantic import StrictInt
 import cli
 from etl_month import load_month
 from etl_web_to_gcs import etl_web_to_gcs
-from liveness import record_process
 from nyctaxi.dataset import taxi_months
+from run_hooks import RUN_HOOKS
 
 
-@flow(name="etl-parent-flow", on_running=[record_process])
+@flow(name="etl-parent-flow", **RUN_HOOKS)
 def etl_parent_flow(months: list[StrictInt] = [1, 2], year: StrictInt = 2021, color: str = "yellow",
                     concurrent: bool = False, allow_shrink: bool = False) -> list[str]:
     """Run ``etl_web_to_gcs`` for each month (every month is checked before the first runs);

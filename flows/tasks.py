@@ -11,7 +11,7 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.concurrency.sync import concurrency
-from prefect.context import TaskRunContext
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect.logging.loggers import task_run_logger
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 from prefect.tasks import exponential_backoff
@@ -119,6 +119,15 @@ def fetch(dataset_url: str) -> Path:
     return download(dataset_url, lake.raw_path(dataset_url), scratch=lake.scratch_dir(), logger=get_run_logger())
 
 
+def staging_path(name: str) -> Path:
+    """A staging file of the flow run the calling step belongs to: the run removes what its steps
+    staged and left when it ends (``run_hooks.drop_staged_files``)."""
+    task_run = TaskRunContext.get()
+    flow_run = FlowRunContext.get()
+    run = task_run.task_run.flow_run_id if task_run else flow_run.flow_run.id if flow_run else None
+    return lake.staging_path(name, run=str(run) if run else None)
+
+
 @dataclass(frozen=True)
 class Cleaned:
     """A month converted to the declared schema (in staging, or the lake file), and the download it came from."""
@@ -150,7 +159,7 @@ def drop_staged_input(task, task_run, state) -> None:
 def clean(path: Path, color: str) -> Cleaned:
     """Fix the dtypes (the declared schema of ``color``) and report data quality."""
     logger = get_run_logger()
-    staged = lake.staging_path(path.name.split(".")[0])
+    staged = staging_path(path.name.split(".")[0])
     try:
         # The parquet file is about the size of the download: that is the space it needs.
         with writing(lake.data_root(), path.stat().st_size):
@@ -254,7 +263,7 @@ def extract_from_gcs(color: str, year: int, month: int) -> Path:
         if blob is None:
             raise FileNotFoundError(f"gs://{gcs_block.bucket}/{name} does not exist: "
                                     f"run etl_web_to_gcs(year={year}, month={month}, color={color!r}) first")
-        path = lake.staging_path(dataset_file)  # its folder exists: no doubled data/data path
+        path = staging_path(dataset_file)  # its folder exists: no doubled data/data path
         try:
             return gcs.download(blob, path)
         except BaseException:
@@ -274,7 +283,7 @@ def transform(path: Path, color: str, fill_passenger_count: int | None = None) -
     if fill_passenger_count is None or not before.missing:
         logger.info("missing passenger counts kept as null (pass fill_passenger_count to fill them)")
         return path
-    filled = lake.staging_path(path.stem.split(".")[0])
+    filled = staging_path(path.stem.split(".")[0])
     with writing(lake.data_root(), path.stat().st_size):
         fill_missing(path, filled, "passenger_count", fill_passenger_count)
     path.unlink()

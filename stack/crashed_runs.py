@@ -2,7 +2,7 @@
 
 Prefect 2 has no heartbeat for flow runs. A flow whose process dies while the API is
 unreachable cannot report its own crash, so its run stays Running for ever and no
-failure notification fires. Each run records its process (``flows/liveness.py``, and
+failure notification fires. Each run records its process (``flows/run_hooks.py``, and
 Prefect's agents for theirs) as ``infrastructure_pid`` = ``host:pid``; when the local
 stack starts its Prefect server, the Running runs of this host whose process is gone
 (or is a later process with the same id) are set Crashed, which notifies as any crash.

@@ -69,14 +69,21 @@ def scratch_dir(root: Path | None = None) -> Path:
     return scratch.scratch_dir(staging_dir(root))
 
 
-def staging_path(name: str, root: Path | None = None) -> Path:
-    """A fresh temporary file name in this process's scratch folder."""
-    return scratch_dir(root) / f"{name}.{uuid.uuid4().hex[:8]}.parquet"
+def run_staging_dir(run: str, root: Path | None = None) -> Path:
+    """The folder of the files flow run ``run`` stages in this process (removed when the run ends)."""
+    return scratch_dir(root) / run
+
+
+def staging_path(name: str, root: Path | None = None, run: str | None = None) -> Path:
+    """A fresh temporary file name in this process's scratch folder (in the folder of flow run ``run``)."""
+    folder = run_staging_dir(run, root) if run else scratch_dir(root)
+    folder.mkdir(exist_ok=True)
+    return folder / f"{name}.{uuid.uuid4().hex[:8]}.parquet"
 
 
 def is_staged(path: Path, root: Path | None = None) -> bool:
     """Whether ``path`` is a staging file (temporary: its reader may delete it)."""
-    return path.parent.parent == staging_dir(root)
+    return staging_dir(root) in path.parents
 
 
 def publish(staged: Path, dest: Path) -> Path:

@@ -71,3 +71,9 @@ def test_code_running_from_a_copy_outside_the_checkout_does_not_write_next_to_it
         cwd=copy, env={**env, "PYTHONPATH": "."}, capture_output=True, text=True, check=True,
     )
     assert Path(out.stdout.strip()) == lake.FALLBACK_DATA_ROOT
+
+
+def test_a_flow_run_s_staged_files_are_in_a_folder_of_their_own(tmp_path):
+    staged = lake.staging_path("m", tmp_path, run="run-1")
+    assert staged.parent == lake.run_staging_dir("run-1", tmp_path) and staged.parent.is_dir()
+    assert lake.is_staged(staged, tmp_path)

@@ -1,0 +1,45 @@
+"""What every flow run does beside its own work, as Prefect state hooks (``@flow(..., **RUN_HOOKS)``).
+
+- As it starts, it records the process that runs it. Prefect 2 has no heartbeat for flow runs:
+  a process that dies while the API is out of reach (it cannot report its own crash) leaves its
+  run Running for ever, and no failure notification fires. So each run records its process as
+  Prefect's agents do for theirs (``infrastructure_pid`` = ``host:pid``), and when the local stack
+  starts its Prefect server it marks Crashed the Running runs whose process is gone
+  (``stack/crashed_runs.py``).
+- As it ends, however it ends, it removes what its steps staged and did not consume: the flow
+  run owns its staged files (``tasks.staging_path``). A step that consumes one removes it as soon
+  as it is done with it, or has failed for the last time; files of a killed process are swept by
+  the next run on the machine (``nyctaxi.scratch``).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+
+from prefect.client.orchestration import get_client
+
+from nyctaxi import lake
+
+
+async def record_process(flow, flow_run, state) -> None:
+    """``on_running``: record this process as the run's ``infrastructure_pid``, unless the agent that
+    started it recorded its own (a container's id, say)."""
+    async with get_client() as client:
+        if (await client.read_flow_run(flow_run.id)).infrastructure_pid:
+            return
+        await client.update_flow_run(flow_run.id, infrastructure_pid=f"{socket.gethostname()}:{os.getpid()}")
+
+
+def drop_staged_files(flow, flow_run, state) -> None:
+    """On the run's end: remove the folder of the files it staged in this process."""
+    shutil.rmtree(lake.run_staging_dir(str(flow_run.id)), ignore_errors=True)
+
+
+RUN_HOOKS = {
+    "on_running": [record_process],
+    "on_completion": [drop_staged_files],
+    "on_failure": [drop_staged_files],
+    "on_crashed": [drop_staged_files],
+    "on_cancellation": [drop_staged_files],
+}
