@@ -52,9 +52,11 @@ def _read_pid(root: Path, service: Service) -> int | None:
     return pid if pid and _start_time(pid) == record.get("start_time") else None
 
 
-def _port_free(port: int) -> bool:
-    # No SO_REUSEADDR: `prefect server start` refuses a port still in TIME_WAIT, so we do too.
+def port_free(port: int) -> bool:
+    # With SO_REUSEADDR, as every server of the stack binds: a port whose last connections still
+    # wait in TIME_WAIT (for a minute after a server stopped) is free to them, so it is kept.
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -144,7 +146,11 @@ def up(register_blocks: bool = True) -> Path:
         if pid:
             _kill(pid, service.stop_signal)
         service.prepare(root)
-        port = next((p for p in (port, service.preferred_port) if p and _port_free(p)), None) or free_port()
+        before = port
+        port = next((p for p in (port, service.preferred_port) if p and port_free(p)), None) or free_port()
+        if before and port != before:
+            print(f"{service.name}: port {before} is taken by another program, so it moves to {port}: "
+                  f"run `source {root / 'env'}` again in the shells that use the stack")
         ports[service.name] = port
         started.append((service, port, _start(service, port, root)))
     for service, port, pid in started:

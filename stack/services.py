@@ -1,6 +1,7 @@
 """The parts of the local stack: how each is started, checked and described to the flows."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import socket
@@ -73,7 +74,12 @@ class PrefectServer(Service):
     name, preferred_port, health_path, start_timeout_s = "prefect-server", 4200, "/api/health", 120.0
 
     def command(self, port, root):
-        return [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+        # What `prefect server start` runs, without its check of the port: that binds without
+        # SO_REUSEADDR, so it refuses the stack's own port for a minute after a restart.
+        app_dir = Path(importlib.util.find_spec("prefect").origin).parents[1]
+        return [sys.executable, "-m", "uvicorn", "--app-dir", str(app_dir), "--factory",
+                "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
+                "--timeout-keep-alive", "5"]
 
     def env(self, root):
         return {**super().env(root), "PREFECT_HOME": str(root / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
