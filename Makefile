@@ -8,10 +8,11 @@ STAMP := $(VENV)/.installed
 # pip's notes about index folders this machine lacks are noise, not errors.
 QUIET_PIP := { grep -v '^WARNING: Location' || true; }
 
-.PHONY: venv stack stack-down demo test unit lint bench image clean
+.PHONY: venv stack stack-down sql demo test unit lint bench image clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "Installing the pinned stack into $(VENV) (Prefect 2.20, the Google clients, the emulators, PostgreSQL): a few minutes the first time."
 	$(PY) -m pip install -q -r requirements-dev.txt 2>&1 | $(QUIET_PIP)
 	# The project itself (nyctaxi and the local stack), editable: imports work from any folder.
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | $(QUIET_PIP)
@@ -30,6 +31,11 @@ stack-down:
 	@if [ -x $(PY) ]; then $(PY) stack/ctl.py down; fi
 	@if [ -f .stack/podman/service.pid ]; then bash stack/container/engine.sh down; fi
 
+## psql on the local stack's PostgreSQL, as the flows' role: the tables the flows loaded.
+## `make sql SQL="select count(*) from yellow_tripdata"` runs one statement.
+sql: $(STAMP)
+	@$(PY) stack/ctl.py sql $(if $(SQL),-c "$(SQL)")
+
 ## The `zoom` image from ./Dockerfile, with podman behind a Docker API socket (no Docker engine
 ## needed; the base image is built offline). Prints the DOCKER_HOST for the agent.
 image: $(STAMP)
@@ -39,6 +45,7 @@ image: $(STAMP)
 ## The course's flows for yellow 2021 months 1 and 2, end to end on the local stack:
 ## web -> lake -> GCS, GCS -> BigQuery, web -> Postgres; then the row counts in each.
 demo: stack
+	@echo "The local mirror serves months generated in the TLC's format: 100,000 rows each by default; after make stack-down, NYC_TLC_MIRROR_ROWS=full make stack serves the real sizes."
 	source .stack/env && $(PY) flows/parameterized_flow.py --months 1 2 --year 2021 --color yellow
 	source .stack/env && $(PY) flows/etl_gcs_to_bq.py --months 1 2 --year 2021 --color yellow
 	source .stack/env && for m in 1 2; do $(PY) flows/etl_web_to_postgres.py --year 2021 --month $$m --color yellow; done

@@ -1,18 +1,65 @@
-"""The command-line flags the flow scripts share: --year, --month (or --months), --color."""
+"""What the flow scripts share on the command line: the course's flags (--year, --month or --months,
+--color), and how a flow is run from there."""
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+from nyctaxi.dataset import FIRST_YEAR, LAST_YEAR
+from nyctaxi.resources import set_up_problem
+from nyctaxi.schema import COLORS
+
+# What Prefect puts before the exception's own message in a failed flow run's state message.
+_PREFIX = "Flow run encountered an exception. "
 
 
-def parser(description: str | None, *, months: list[int] | None = None) -> argparse.ArgumentParser:
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser with every option's default in --help, and a bad value told in one line."""
+
+    def __init__(self, description: str | None) -> None:
+        super().__init__(description=description, formatter_class=_Help)
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def parser(description: str | None, *, months: list[int] | None = None) -> ArgumentParser:
     """``--month`` (default 1), or ``--months`` (default ``months``) when given; ``--year``, ``--color``."""
-    p = argparse.ArgumentParser(description=description)
+    p = ArgumentParser(description)
+    allowed_months = range(1, 13)
     if months is None:
-        p.add_argument("--month", type=int, default=1)
+        p.add_argument("--month", type=int, default=1, choices=allowed_months, metavar="1..12", help="the month")
     else:
-        p.add_argument("--months", type=int, nargs="+", default=months)
-    p.add_argument("--year", type=int, default=2021)
-    p.add_argument("--color", default="yellow", help="yellow, green or fhv")
+        p.add_argument("--months", type=int, nargs="+", default=months, choices=allowed_months, metavar="1..12",
+                       help="the months")
+    p.add_argument("--year", type=int, default=2021, choices=range(FIRST_YEAR, LAST_YEAR + 1),
+                   metavar=f"{FIRST_YEAR}..{LAST_YEAR}", help="the year")
+    p.add_argument("--color", default="yellow", choices=COLORS, help="the taxi colour")
     p.add_argument("--allow-shrink", action="store_true",
                    help="replace a loaded month even with an edition that has no rows or far fewer")
     return p
+
+
+def run(flow, blocks: list[str], **parameters) -> None:
+    """Run ``flow`` with ``parameters``, as the scripts do when called from a shell.
+
+    The set-up comes first: a shell without the local stack's environment, a Prefect API out of
+    reach or a missing block (``blocks``) stops the script before any download, with one line
+    naming the fix (exit 2). A run that fails ends the output with one line saying why (exit 1);
+    the traceback is above it, and in the run's logs.
+    """
+    script = Path(sys.argv[0]).name
+    problem = set_up_problem(blocks)
+    if problem:
+        print(f"{script}: {problem}", file=sys.stderr)
+        sys.exit(2)
+    state = flow(**parameters, return_state=True)
+    if not state.is_completed():
+        print(f"{script}: {flow.name} ended {state.name}: {(state.message or '').removeprefix(_PREFIX)}",
+              file=sys.stderr)
+        sys.exit(1)

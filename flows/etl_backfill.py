@@ -11,7 +11,6 @@ that was cut short, and never duplicates a month.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ from prefect.context import get_run_context
 from prefect.deployments import run_deployment
 from pydantic import StrictInt
 
+import cli
 from etl_month import etl_month, load_month
 from nyctaxi import bigquery, lake, postgres
 from nyctaxi.backfill import DESTINATIONS, Unit, check_destinations, months_between, plan
@@ -34,12 +34,14 @@ from nyctaxi.resources import (
     GCS_FIX,
     MONTH_DEPLOYMENT,
     bigquery_client,
+    blocks_for,
     bucket_key,
     gcs_bucket,
     lake_bucket,
     postgres_connection,
     table_name,
 )
+from nyctaxi.schema import COLORS
 from nyctaxi.source import remote_version
 from run_hooks import RUN_HOOKS
 
@@ -178,10 +180,10 @@ def _report(states: dict[str, str]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = cli.ArgumentParser(__doc__)
     parser.add_argument("--start", default="2019-01", help="first month, YYYY-MM")
     parser.add_argument("--end", default="2021-07", help="last month, YYYY-MM")
-    parser.add_argument("--colors", nargs="+", default=["yellow", "green"])
+    parser.add_argument("--colors", nargs="+", default=["yellow", "green"], choices=COLORS)
     parser.add_argument("--destinations", nargs="+", default=list(DESTINATIONS), choices=DESTINATIONS)
     parser.add_argument("--runner", default="dask", choices=get_args(Runner))
     parser.add_argument("--dask-address", default=None, help="an existing Dask scheduler (default: a local cluster)")
@@ -190,9 +192,9 @@ def main() -> None:
     parser.add_argument("--allow-shrink", action="store_true",
                         help="replace loaded months even with editions that have no rows or far fewer")
     args = parser.parse_args()
-    etl_backfill(start=args.start, end=args.end, colors=args.colors, destinations=args.destinations,
-                 runner=args.runner, dask_address=args.dask_address, dask_workers=args.dask_workers,
-                 deployment=args.deployment, allow_shrink=args.allow_shrink)
+    cli.run(etl_backfill, blocks_for(args.destinations), start=args.start, end=args.end, colors=args.colors,
+            destinations=args.destinations, runner=args.runner, dask_address=args.dask_address,
+            dask_workers=args.dask_workers, deployment=args.deployment, allow_shrink=args.allow_shrink)
 
 
 if __name__ == "__main__":

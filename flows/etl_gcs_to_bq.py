@@ -6,7 +6,7 @@ from pydantic import StrictInt
 
 import cli
 from nyctaxi.dataset import TaxiMonth, taxi_months
-from nyctaxi.resources import DATASET, table_name
+from nyctaxi.resources import DATASET, blocks_for, table_name
 from run_hooks import RUN_HOOKS
 from summary import record_month
 from tasks import extract_from_gcs, load_bq_from_gcs, transform, write_bq
@@ -49,12 +49,13 @@ def main() -> None:
     parser = cli.parser(__doc__, months=[1])
     parser.add_argument("--load-job", action="store_true", help="load the gs:// object with a BigQuery load job")
     args = parser.parse_args()
+    blocks = blocks_for(["bigquery"])
     if len(args.months) == 1:
-        etl_gcs_to_bq(year=args.year, month=args.months[0], color=args.color, load_job=args.load_job,
-                      allow_shrink=args.allow_shrink)
+        cli.run(etl_gcs_to_bq, blocks, year=args.year, month=args.months[0], color=args.color,
+                load_job=args.load_job, allow_shrink=args.allow_shrink)
     else:
-        etl_parent_gcs_to_bq(months=args.months, year=args.year, color=args.color, load_job=args.load_job,
-                             allow_shrink=args.allow_shrink)
+        cli.run(etl_parent_gcs_to_bq, blocks, months=args.months, year=args.year, color=args.color,
+                load_job=args.load_job, allow_shrink=args.allow_shrink)
 
 
 if __name__ == "__main__":

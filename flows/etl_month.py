@@ -17,7 +17,7 @@ from pydantic import StrictInt
 import cli
 from nyctaxi.backfill import DESTINATIONS, check_destinations
 from nyctaxi.dataset import TaxiMonth
-from nyctaxi.resources import table_name
+from nyctaxi.resources import blocks_for, table_name
 from run_hooks import RUN_HOOKS
 from tasks import (
     Cleaned,
@@ -81,8 +81,8 @@ def main() -> None:
     parser = cli.parser(__doc__)
     parser.add_argument("--destinations", nargs="+", default=list(DESTINATIONS), choices=DESTINATIONS)
     args = parser.parse_args()
-    etl_month(year=args.year, month=args.month, color=args.color, destinations=args.destinations,
-              allow_shrink=args.allow_shrink)
+    cli.run(etl_month, blocks_for(args.destinations), year=args.year, month=args.month, color=args.color,
+            destinations=args.destinations, allow_shrink=args.allow_shrink)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from pydantic import StrictInt
 import cli
 from nyctaxi import lake
 from nyctaxi.dataset import TaxiMonth
+from nyctaxi.resources import GCS_BLOCK
 from run_hooks import RUN_HOOKS
 from summary import record_month
 from tasks import clean, fetch, write_gcs, write_local
@@ -37,7 +38,8 @@ def etl_web_to_gcs(year: StrictInt = 2021, month: StrictInt = 1, color: str = "y
 
 def main() -> None:
     args = cli.parser(__doc__).parse_args()
-    etl_web_to_gcs(year=args.year, month=args.month, color=args.color, allow_shrink=args.allow_shrink)
+    cli.run(etl_web_to_gcs, [GCS_BLOCK], year=args.year, month=args.month, color=args.color,
+            allow_shrink=args.allow_shrink)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from pydantic import StrictInt
 import cli
 from nyctaxi import postgres
 from nyctaxi.dataset import TaxiMonth
+from nyctaxi.resources import POSTGRES_BLOCK
 from run_hooks import RUN_HOOKS
 from summary import record_month
 from tasks import clean, fetch, load_postgres
@@ -37,8 +38,8 @@ def main() -> None:
     parser = cli.parser(__doc__)
     parser.add_argument("--table", default=None, help="default: {color}_tripdata")
     args = parser.parse_args()
-    etl_web_to_postgres(year=args.year, month=args.month, color=args.color, table=args.table,
-                        allow_shrink=args.allow_shrink)
+    cli.run(etl_web_to_postgres, [POSTGRES_BLOCK], year=args.year, month=args.month, color=args.color,
+            table=args.table, allow_shrink=args.allow_shrink)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import cli
 from etl_month import load_month
 from etl_web_to_gcs import etl_web_to_gcs
 from nyctaxi.dataset import taxi_months
+from nyctaxi.resources import GCS_BLOCK
 from run_hooks import RUN_HOOKS
 
 
@@ -41,8 +42,8 @@ def main() -> None:
     parser = cli.parser(__doc__, months=[1, 2])
     parser.add_argument("--concurrent", action="store_true", help="run the months at the same time")
     args = parser.parse_args()
-    etl_parent_flow(months=args.months, year=args.year, color=args.color, concurrent=args.concurrent,
-                    allow_shrink=args.allow_shrink)
+    cli.run(etl_parent_flow, [GCS_BLOCK], months=args.months, year=args.year, color=args.color,
+            concurrent=args.concurrent, allow_shrink=args.allow_shrink)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 services of ``services.py`` (a Prefect server, the GCS emulator, the release mirror,
 PostgreSQL), then writes the environment the flows need to ``<stack dir>/env`` and
 saves the local blocks. It is idempotent: running parts are kept, stopped ones are
-started again. ``down`` stops, by PID, what ``up`` started. The stack dir is
+started again. ``down`` stops, by PID, what ``up`` started. ``sql`` opens psql on its
+PostgreSQL as the flows' role (``make sql``). The stack dir is
 ``$STACK_DIR`` or the repository's ``.stack/``.
 """
 from __future__ import annotations
@@ -20,12 +21,13 @@ import sys
 import time
 from pathlib import Path
 
-from nyctaxi.resources import setting
+from nyctaxi import resources
+from stack import pg_cluster
 from stack.services import PROJECT, REPO, SERVICES, Service, free_port
 
 
 def stack_dir() -> Path:
-    return Path(setting("STACK_DIR") or REPO / ".stack").resolve()
+    return resources.stack_dir()
 
 
 # --- processes ---------------------------------------------------------------------------
@@ -221,15 +223,37 @@ def status() -> int:
     return 1 if not_running else 0
 
 
+def sql(statement: str | None = None) -> None:
+    """Open psql on the stack's PostgreSQL as the flows' role (database ``ny_taxi``), or run ``statement``.
+
+    The command is printed first (the password comes from its file, never from the command line)."""
+    env_file = stack_dir() / "env"
+    if not env_file.is_file():
+        sys.exit("no local stack here: run `make stack` first")
+    env = read_env(env_file)
+    postgres = next(s for s in SERVICES if s.name == "postgres")
+    if not _read_pid(stack_dir(), postgres):  # another program may hold its port now
+        sys.exit("the local stack's PostgreSQL is not running: run `make stack` first")
+    psql = str(pg_cluster.bin_dir() / "psql")
+    command = [psql, "-h", env["POSTGRES_HOST"], "-p", env["POSTGRES_PORT"], "-U", env["POSTGRES_USER"],
+               env["POSTGRES_DB"], *(["-c", statement] if statement else [])]
+    print(f"PGPASSWORD=$(cat {env['POSTGRES_PASSWORD_FILE']}) {shlex.join(command)}", file=sys.stderr, flush=True)
+    password = Path(env["POSTGRES_PASSWORD_FILE"]).read_text().strip()
+    os.execve(psql, command, {**os.environ, "PGPASSWORD": password})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["up", "down", "status", "sql"])
     parser.add_argument("--no-blocks", action="store_true", help="up: do not save the local blocks")
+    parser.add_argument("-c", dest="statement", default=None, help="sql: run this statement and exit")
     args = parser.parse_args()
     if args.command == "up":
         up(register_blocks=not args.no_blocks)
     elif args.command == "down":
         down()
+    elif args.command == "sql":
+        sql(args.statement)
     else:
         sys.exit(status())
 

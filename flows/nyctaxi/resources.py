@@ -12,10 +12,14 @@ Prefect and its collections are imported only inside the loaders that need them.
 from __future__ import annotations
 
 import os
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
+from . import failures
 from .failures import CONNECT_TIMEOUT_S, reaching
 
 # --- blocks: what the flows load, and the scripts that save them -----------------------------
@@ -26,6 +30,12 @@ DOCKER_BLOCK = "zoom"                   # DockerContainer: the image docker-flow
 NOTIFICATION_BLOCK = "failure-webhook"  # CustomWebhookNotificationBlock: failed and crashed runs
 MAKE_GCP_BLOCKS = "python blocks/make_gcp_blocks.py --help"
 MAKE_POSTGRES_BLOCK = "python blocks/make_postgres_block.py --help"
+# Block -> (its type's slug in the Prefect API, the command that makes it): what set_up_problem checks.
+FLOW_BLOCKS = {
+    GCS_BLOCK: ("gcs-bucket", MAKE_GCP_BLOCKS),
+    CREDS_BLOCK: ("gcp-credentials", MAKE_GCP_BLOCKS),
+    POSTGRES_BLOCK: ("sqlalchemy-connector", MAKE_POSTGRES_BLOCK),
+}
 # What to do when a service cannot be reached (on the local stack: `make stack`, see failures.py).
 GCS_FIX = f"check the network and the {GCS_BLOCK!r} block (`{MAKE_GCP_BLOCKS}`)"
 BIGQUERY_FIX = f"check the network and the {CREDS_BLOCK!r} block (`{MAKE_GCP_BLOCKS}`)"
@@ -107,6 +117,55 @@ ENVIRONMENT: dict[str, Variable] = {
 def setting(name: str) -> str | None:
     """The value of environment variable ``name`` (one of ``ENVIRONMENT``), or its default; empty counts as unset."""
     return os.environ.get(name) or ENVIRONMENT[name].default
+
+
+REPO = Path(__file__).resolve().parents[2]  # flows/nyctaxi/resources.py -> the checkout
+
+
+def stack_dir() -> Path:
+    """Where the local stack keeps its state: ``$STACK_DIR`` or the checkout's ``.stack/``."""
+    return Path(setting("STACK_DIR") or REPO / ".stack").resolve()
+
+
+# --- is it set up? ---------------------------------------------------------------------------
+
+def blocks_for(destinations: list[str]) -> list[str]:
+    """The blocks the steps to ``destinations`` (``lake``, ``bigquery``, ``postgres``) load."""
+    needs = {"lake": [GCS_BLOCK], "bigquery": [GCS_BLOCK, CREDS_BLOCK], "postgres": [POSTGRES_BLOCK]}
+    return list(dict.fromkeys(block for d in destinations for block in needs[d]))
+
+
+def set_up_problem(blocks: list[str]) -> str | None:
+    """What stops a flow that needs ``blocks`` before it starts, in one line with the fix, or None:
+    a shell without the local stack's environment, a Prefect API out of reach, a missing block.
+
+    Asked of the API over HTTP: importing the blocks' collections here would cost the flow's
+    process the memory the conversion needs."""
+    api = setting("PREFECT_API_URL")
+    env_file = stack_dir() / "env"
+    if not api:
+        if env_file.is_file():
+            return f"this shell does not have the local stack's environment: run `source {env_file}` first"
+        return None  # Prefect's own temporary API: what the block check below cannot see, Prefect says
+    try:
+        urllib.request.urlopen(f"{api.rstrip('/')}/health", timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as e:
+        fix = ("start the local stack with `make stack`, then `source .stack/env` in this shell"
+               if failures.is_local(api) else "start your Prefect server, or set PREFECT_API_URL to it")
+        return f"cannot reach the Prefect API at {api} ({failures.cannot_connect(e) or e}): {fix}"
+    for block in blocks:
+        slug, how_to_make = FLOW_BLOCKS[block]
+        try:
+            urllib.request.urlopen(f"{api.rstrip('/')}/block_types/slug/{slug}/block_documents/name/{block}",
+                                   timeout=CONNECT_TIMEOUT_S).close()
+        except urllib.error.HTTPError as e:
+            if e.code != 404:
+                raise
+            local = "`make stack` saves the local stack's blocks; for real GCP or your own database, " \
+                if failures.is_local(api) else ""
+            return (f"no {slug} block named {block!r} on the Prefect server at {api}: "
+                    f"{local}create it with `{how_to_make}`")
+    return None
 
 
 # --- loading the blocks ----------------------------------------------------------------------

@@ -80,6 +80,8 @@ def test_a_run_whose_prefect_server_died_ends_crashed_when_the_server_starts_aga
     ctl.start(server, port, root)
     env = {**os.environ, "PREFECT_API_URL": api_url, "NYC_TLC_DATA_DIR": str(tmp_path / "data")}
     run(str(BIN / "python"), str(REPO / "blocks" / "make_notification_block.py"), "--url", url, env=env)
+    # The flow checks its block before it starts (cli.run): this server gets the stack's.
+    run(str(BIN / "python"), str(REPO / "blocks" / "make_gcp_blocks.py"), "--local", env=env)
     with FaultServer(tmp_path / "release", slow_s=30) as release:
         release.script("yellow", 2019, 4, "slow")
         flow = subprocess.Popen([sys.executable, str(REPO / "flows" / "etl_web_to_gcs.py"), "--year", "2019",

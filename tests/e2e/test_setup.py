@@ -1,0 +1,96 @@
+"""Set-up mistakes a learner makes in the first hour, each answered at once in one line with the fix,
+before anything is downloaded: a new shell without the stack's environment, the stack stopped, a
+missing block. From inside flows/, as from the repository."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from stack import ctl
+from stack.services import PrefectServer, free_port
+
+from helpers import REPO
+
+
+def run_script(script: str, env: dict, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, script, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def last_line(result: subprocess.CompletedProcess) -> str:
+    return result.stderr.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def shell(server, tmp_path) -> dict:
+    """A shell's environment with the release server the test watches and a data root of its own."""
+    return {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "NYC_TLC_BASE_URL": server.base_url,
+            "NYC_TLC_DATA_DIR": str(tmp_path / "data")}
+
+
+@pytest.mark.parametrize("cwd", ["flows", "."])
+def test_a_new_shell_without_the_stack_s_environment_is_told_to_source_it(shell, server, tmp_path, cwd):
+    env = {**shell, "STACK_DIR": os.environ["STACK_DIR"]}  # `make stack` ran in this checkout
+    script = "etl_web_to_gcs.py" if cwd == "flows" else "flows/etl_web_to_gcs.py"
+    started = time.monotonic()
+    result = run_script(script, env, REPO / cwd, "--month", "3")
+    assert result.returncode == 2
+    assert last_line(result) == ("etl_web_to_gcs.py: this shell does not have the local stack's environment: "
+                                 f"run `source {Path(os.environ['STACK_DIR']) / 'env'}` first")
+    assert time.monotonic() - started < 30
+    assert sum(server.requests.values()) == 0 and not (tmp_path / "data").exists()
+
+
+def test_a_stopped_stack_is_told_to_start(shell, server, tmp_path):
+    api = f"http://127.0.0.1:{free_port()}/api"  # the stack's old address, nothing listening
+    result = run_script("flows/etl_web_to_postgres.py", {**shell, "PREFECT_API_URL": api}, REPO, "--month", "3")
+    assert result.returncode == 2
+    assert last_line(result) == (f"etl_web_to_postgres.py: cannot reach the Prefect API at {api} (connection "
+                                 "refused): start the local stack with `make stack`, then `source .stack/env` "
+                                 "in this shell")
+    assert sum(server.requests.values()) == 0
+
+
+def test_a_missing_block_is_named_with_the_script_that_makes_it(shell, server, tmp_path):
+    prefect, root, port = PrefectServer(), tmp_path / "empty-prefect", free_port()
+    ctl.start(prefect, port, root)  # a Prefect server that has no blocks
+    api = f"http://127.0.0.1:{port}/api"
+    try:
+        result = run_script("flows/etl_gcs_to_bq.py", {**shell, "PREFECT_API_URL": api}, REPO, "--months", "3")
+    finally:
+        ctl.stop(prefect, root)
+    assert result.returncode == 2
+    assert last_line(result) == (f"etl_gcs_to_bq.py: no gcs-bucket block named 'zoom-gcs' on the Prefect server "
+                                 f"at {api}: `make stack` saves the local stack's blocks; for real GCP or your "
+                                 "own database, create it with `python blocks/make_gcp_blocks.py --help`")
+    assert sum(server.requests.values()) == 0
+
+
+def test_a_failed_run_ends_its_output_with_one_line_saying_why(shell, server):
+    url = server.script("green", 2020, 2, "404")
+    env = {**os.environ, "NYC_TLC_BASE_URL": server.base_url, "NYC_TLC_DATA_DIR": shell["NYC_TLC_DATA_DIR"]}
+    result = run_script("flows/etl_web_to_gcs.py", env, REPO, "--year", "2020", "--month", "2", "--color", "green")
+    assert result.returncode == 1
+    assert last_line(result) == (f"etl_web_to_gcs.py: etl-web-to-gcs ended Failed: NotPublishedError: "
+                                 f"green_tripdata_2020-02.csv.gz is not published at {url} (HTTP 404): check the "
+                                 "colour, year and month")
+
+
+def test_make_sql_opens_psql_on_the_stack_s_postgres_as_the_flows_role():
+    password = (Path(os.environ["POSTGRES_PASSWORD_FILE"])).read_text().strip()
+
+    def make_sql(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(["make", "-s", "sql", *args], cwd=REPO, env=dict(os.environ), input=stdin,
+                              capture_output=True, text=True, timeout=60)
+
+    one = make_sql("SQL=select current_user, current_database()")
+    assert one.returncode == 0, one.stderr
+    assert "ny_taxi_etl  | ny_taxi" in one.stdout
+    assert one.stderr.startswith(f"PGPASSWORD=$(cat {os.environ['POSTGRES_PASSWORD_FILE']}) ")  # the exact command
+    piped = make_sql(stdin="select 40 + 2 as answer;\n")  # psql reads what it is given, as a shell would
+    assert piped.returncode == 0 and "42" in piped.stdout
+    assert password not in one.stdout + one.stderr + piped.stdout + piped.stderr
