@@ -6,12 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from artifacts import failure_reason
 from nyctaxi.dataset import FIRST_YEAR, LAST_YEAR
 from nyctaxi.resources import set_up_problem
 from nyctaxi.schema import COLORS
-
-# What Prefect puts before the exception's own message in a failed flow run's state message.
-_PREFIX = "Flow run encountered an exception. "
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -60,6 +58,6 @@ def run(flow, blocks: list[str], **parameters) -> None:
         sys.exit(2)
     state = flow(**parameters, return_state=True)
     if not state.is_completed():
-        print(f"{script}: {flow.name} ended {state.name}: {(state.message or '').removeprefix(_PREFIX)}",
+        print(f"{script}: {flow.name} ended {state.name}: {failure_reason(state)}",
               file=sys.stderr)
         sys.exit(1)

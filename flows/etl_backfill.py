@@ -15,9 +15,9 @@ import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, get_args
+from uuid import UUID
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.context import get_run_context
@@ -25,6 +25,7 @@ from prefect.deployments import run_deployment
 from pydantic import StrictInt
 
 import cli
+from artifacts import Overview
 from etl_month import etl_month, load_month
 from nyctaxi import bigquery, lake, postgres
 from nyctaxi.backfill import DESTINATIONS, Unit, check_destinations, months_between, plan
@@ -100,41 +101,58 @@ def _unit_parameters(unit: Unit, allow_shrink: bool) -> dict:
 
 
 @flow(name="etl-backfill-on-dask", **RUN_HOOKS)
-def run_on_dask(units: dict[str, dict]) -> dict[str, str]:
-    """Every unit (its name: ``etl_month``'s parameters) as one ``load-month`` task on the flow's
-    task runner, a DaskTaskRunner: as many months in flight as the cluster has worker threads."""
-    futures = {name: load_month.submit(**parameters) for name, parameters in units.items()}
-    return {name: future.wait().type.value for name, future in futures.items()}
+def run_on_dask(units: dict[str, dict], overview: UUID) -> dict[str, str]:
+    """Every unit (its month: ``etl_month``'s parameters) as one ``load-month`` task on the flow's
+    task runner, a DaskTaskRunner: as many months in flight as the cluster has worker threads.
+    Each month is set in the parent's ``overview`` as it finishes."""
+    futures = {month: load_month.submit(**parameters) for month, parameters in units.items()}
+    states = {}
+    while futures:
+        for month, future in list(futures.items()):
+            state = future.wait(timeout=0.2)
+            if state is not None:
+                Overview(overview).record(month, state)
+                states[month] = state.type.value
+                del futures[month]
+    return states
 
 
-def run_sequentially(units: list[Unit], allow_shrink: bool) -> dict[str, str]:
+def run_sequentially(units: list[Unit], allow_shrink: bool, overview: Overview) -> dict[str, str]:
     """Every unit as an ``etl-month`` subflow, one after another (the course's parent flow's way)."""
-    return {u.name: etl_month(**_unit_parameters(u, allow_shrink), return_state=True).type.value for u in units}
+    states = {}
+    for u in units:
+        overview.update(u.month, "Running")
+        state = etl_month(**_unit_parameters(u, allow_shrink), return_state=True)
+        overview.record(u.month, state)
+        states[u.month] = state.type.value
+    return states
 
 
-def run_on_agents(units: list[Unit], deployment: str, allow_shrink: bool, poll_s: float = 2.0) -> dict[str, str]:
+def run_on_agents(units: list[Unit], deployment: str, allow_shrink: bool, overview: Overview,
+                  poll_s: float = 2.0) -> dict[str, str]:
     """Every unit as a run of ``deployment``, all created at once: every agent on its work
     queue takes runs, so they spread over all machines serving the queue."""
     logger = get_run_logger()
     parent = get_run_context().flow_run.id
     runs = {
-        u.name: run_deployment(deployment, parameters=_unit_parameters(u, allow_shrink), timeout=0,
-                               flow_run_name=f"backfill {u.taxi.dataset_file}",
-                               # A retried backfill finds its runs instead of making new ones.
-                               idempotency_key=f"{parent}:{u.taxi.dataset_file}:{','.join(u.destinations)}").id
+        u.month: run_deployment(deployment, parameters=_unit_parameters(u, allow_shrink), timeout=0,
+                                flow_run_name=f"backfill {u.taxi.dataset_file}",
+                                # A retried backfill finds its runs instead of making new ones.
+                                idempotency_key=f"{parent}:{u.taxi.dataset_file}:{','.join(u.destinations)}").id
         for u in units
     }
     logger.info(f"created {len(runs)} runs of {deployment}: waiting for the agents")
-    names = {run_id: name for name, run_id in runs.items()}
+    months = {run_id: month for month, run_id in runs.items()}
     states: dict[str, str] = {}
     with get_client(sync_client=True) as client:
         while len(states) < len(runs):
             time.sleep(poll_s)
-            flow_runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(names))))
-            finished = {names[r.id]: r.state.type.value for r in flow_runs if r.state and r.state.is_final()}
-            if len(finished) != len(states):
-                logger.info(f"{len(finished)} of {len(runs)} months finished")
-            states = finished
+            flow_runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(months))))
+            for r in flow_runs:
+                if r.state and r.state.is_final() and months[r.id] not in states:
+                    # The run's result stays with the agent's process: the state only.
+                    overview.record(months[r.id], r.state, with_result=False)
+                    states[months[r.id]] = r.state.type.value
     return states
 
 
@@ -153,6 +171,10 @@ def etl_backfill(start: str = "2019-01", end: str = "2021-07", colors: list[str]
     units = plan_backfill(start, end, colors, destinations)
     if not units:
         return {}
+    overview = Overview.create("backfill", f"the months this backfill ran, {start} to {end}",
+                               [u.month for u in units], destinations)
+    for u in units:  # the destinations a month did not need were loaded from this edition already
+        overview.update(u.month, "Pending", {d: "up to date" for d in destinations if d not in u.destinations})
     if runner == "dask":
         # Dask logs every connection at INFO; its workers read this too (set before dask is imported).
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
@@ -160,23 +182,17 @@ def etl_backfill(start: str = "2019-01", end: str = "2021-07", colors: list[str]
 
         dask = (DaskTaskRunner(address=dask_address) if dask_address else DaskTaskRunner(
             cluster_kwargs={"n_workers": dask_workers, "threads_per_worker": 1, "memory_limit": dask_memory_limit}))
-        states = run_on_dask.with_options(task_runner=dask)({u.name: _unit_parameters(u, allow_shrink) for u in units})
+        states = run_on_dask.with_options(task_runner=dask)(
+            {u.month: _unit_parameters(u, allow_shrink) for u in units}, overview.id)
     elif runner == "agents":
-        states = run_on_agents(units, deployment, allow_shrink)
+        states = run_on_agents(units, deployment, allow_shrink, overview)
     else:
-        states = run_sequentially(units, allow_shrink)
-    _report(states)
-    return states
-
-
-def _report(states: dict[str, str]) -> None:
-    table = "\n".join(f"| {name} | {state} |" for name, state in sorted(states.items()))
-    create_markdown_artifact(key="backfill", markdown=f"| unit | state |\n|---|---|\n{table}\n",
-                             description="the months this backfill ran")
-    failed = sorted(name for name, state in states.items() if state != "COMPLETED")
+        states = run_sequentially(units, allow_shrink, overview)
+    failed = sorted(month for month, state in states.items() if state != "COMPLETED")
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(states)} months did not complete: {'; '.join(failed)}. "
                            "Run the same backfill again to redo only those")
+    return states
 
 
 def main() -> None:

@@ -5,10 +5,10 @@ from prefect import flow
 from pydantic import StrictInt
 
 import cli
+from artifacts import record_month
 from nyctaxi.dataset import TaxiMonth, taxi_months
 from nyctaxi.resources import DATASET, blocks_for, table_name
 from run_hooks import RUN_HOOKS
-from summary import record_month
 from tasks import extract_from_gcs, load_bq_from_gcs, transform, write_bq
 
 

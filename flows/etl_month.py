@@ -34,8 +34,8 @@ from tasks import (
 
 def load_month_into(taxi: TaxiMonth, destinations: list[str], allow_shrink: bool = False,
                     run: Callable = lambda step: step) -> dict[str, str | int]:
-    """The steps of one month, for the destinations asked; returns what each destination
-    got: the lake its object's ``gs://`` URI, the databases the month's rows.
+    """The steps of one month, for the destinations asked; returns the rows each destination
+    got, and the lake object's ``gs://`` URI under ``object``.
 
     ``run(step)`` is what gets called: the task itself inside a flow, or its plain
     function (``step.fn``) inside one Dask task, where the month's files stay on one worker.
@@ -48,7 +48,8 @@ def load_month_into(taxi: TaxiMonth, destinations: list[str], allow_shrink: bool
             cleaned = run(clean)(run(fetch)(taxi.url()), taxi.color)
         if "lake" in destinations:
             path = run(write_local)(cleaned, taxi.color, taxi.dataset_file, allow_shrink)
-            got["lake"] = run(write_gcs)(path, allow_shrink)
+            got["object"] = run(write_gcs)(path, allow_shrink)
+            got["lake"] = cleaned.rows
             cleaned = Cleaned(path, cleaned.rows, cleaned.source)  # Postgres then loads the lake file
         if "bigquery" in destinations:
             got["bigquery"] = run(load_bq_from_gcs)(taxi.color, taxi.dataset_file, taxi.source_file, allow_shrink)

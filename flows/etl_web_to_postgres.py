@@ -5,11 +5,11 @@ from prefect import flow
 from pydantic import StrictInt
 
 import cli
+from artifacts import record_month
 from nyctaxi import postgres
 from nyctaxi.dataset import TaxiMonth
 from nyctaxi.resources import POSTGRES_BLOCK
 from run_hooks import RUN_HOOKS
-from summary import record_month
 from tasks import clean, fetch, load_postgres
 
 

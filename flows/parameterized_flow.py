@@ -7,8 +7,10 @@ from prefect import flow
 from pydantic import StrictInt
 
 import cli
+from artifacts import Overview
 from etl_month import load_month
 from etl_web_to_gcs import etl_web_to_gcs
+from nyctaxi import lake
 from nyctaxi.dataset import taxi_months
 from nyctaxi.resources import GCS_BLOCK
 from run_hooks import RUN_HOOKS
@@ -18,7 +20,7 @@ from run_hooks import RUN_HOOKS
 def etl_parent_flow(months: list[StrictInt] = [1, 2], year: StrictInt = 2021, color: str = "yellow",
                     concurrent: bool = False, allow_shrink: bool = False) -> list[str]:
     """Run ``etl_web_to_gcs`` for each month (every month is checked before the first runs);
-    return the ``gs://`` URIs.
+    return the ``gs://`` URIs. The run's overview artifact shows each month's rows and state as it finishes.
 
     ``concurrent=True`` runs the months at the same time instead, each as one ``load-month``
     task (the same steps) on the flow's thread pool, as many at once as this machine has
@@ -26,16 +28,26 @@ def etl_parent_flow(months: list[StrictInt] = [1, 2], year: StrictInt = 2021, co
     conversions and uploads of different months overlap. ``allow_shrink`` lets a month be
     replaced by an edition with no rows or far fewer (refused otherwise).
     """
-    taxi_months(months, year, color)
+    taxis = taxi_months(months, year, color)
+    overview = Overview.create(f"overview-{color}-{year}", f"{color} {year}: each month into the lake",
+                               [t.year_month for t in taxis], ["lake"])
     if not concurrent:
-        return [etl_web_to_gcs(year, month, color, allow_shrink) for month in months]
+        uris = []
+        for taxi in taxis:
+            with overview.track(taxi.year_month) as got:
+                uris.append(etl_web_to_gcs(year, taxi.month, color, allow_shrink))
+                got["lake"] = lake.row_count(lake.lake_path(color, taxi.dataset_file))
+        return uris
     in_flight = os.cpu_count() or 1
     futures = []
-    for i, month in enumerate(months):
-        if i >= in_flight:
-            futures[i - in_flight].wait()  # a month finishes before the next starts
-        futures.append(load_month.submit(year, month, color, ["lake"], allow_shrink))
-    return [future.result()["lake"] for future in futures]
+    for i, taxi in enumerate(taxis):
+        if i >= in_flight:  # a month finishes before the next starts
+            overview.record(taxis[i - in_flight].year_month, futures[i - in_flight].wait())
+        overview.update(taxi.year_month, "Running")
+        futures.append(load_month.submit(year, taxi.month, color, ["lake"], allow_shrink))
+    for taxi, future in list(zip(taxis, futures, strict=True))[-in_flight:]:
+        overview.record(taxi.year_month, future.wait())
+    return [future.result()["object"] for future in futures]
 
 
 def main() -> None:

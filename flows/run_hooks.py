@@ -10,6 +10,7 @@
   run owns its staged files (``tasks.staging_path``). A step that consumes one removes it as soon
   as it is done with it, or has failed for the last time; files of a killed process are swept by
   the next run on the machine (``nyctaxi.scratch``).
+- If it fails or crashes, it leaves an artifact with the reason first (``artifacts.record_failure``).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import socket
 
 from prefect.client.orchestration import get_client
 
+from artifacts import record_failure
 from nyctaxi import lake
 
 
@@ -39,7 +41,7 @@ def drop_staged_files(flow, flow_run, state) -> None:
 RUN_HOOKS = {
     "on_running": [record_process],
     "on_completion": [drop_staged_files],
-    "on_failure": [drop_staged_files],
-    "on_crashed": [drop_staged_files],
+    "on_failure": [drop_staged_files, record_failure],
+    "on_crashed": [drop_staged_files, record_failure],
     "on_cancellation": [drop_staged_files],
 }

@@ -17,6 +17,8 @@ from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
 from prefect.tasks import exponential_backoff
 from prefect.utilities.hashing import hash_objects
 
+from artifacts import record_profile
+
 # prefect_gcp, prefect_sqlalchemy, nyctaxi.gcs and nyctaxi.bigquery are imported only where they are
 # used (the blocks' loaders in nyctaxi.resources, inside the tasks): importing prefect_gcp loads all
 # of it (Cloud Storage, BigQuery, pandas-gbq, Vertex AI, Cloud Run), which the Postgres flow never
@@ -26,6 +28,7 @@ from nyctaxi import lake, postgres
 from nyctaxi.convert import SourceDataError, csv_gz_to_parquet, fill_missing, passenger_counts
 from nyctaxi.dataset import ParameterError, TaxiMonth, source_file_of
 from nyctaxi.failures import DiskFullError, ServiceUnreachableError, writing
+from nyctaxi.profile import profile
 from nyctaxi.resources import (
     BIGQUERY_FIX,
     BIGQUERY_LOADS,
@@ -168,15 +171,17 @@ def clean(path: Path, color: str) -> Cleaned:
         # The download itself is bad: drop it so that the next attempt fetches again.
         discard(path)
         raise
-    logger.info(f"first rows:\n{report.head}")
-    logger.info("columns: " + ", ".join(f"{name}: {dtype}" for name, dtype in report.dtypes.items()))
-    logger.info(f"rows: {report.rows:,}")
     if report.before and report.after:
         logger.info(f"pre: missing passenger count: {report.before.missing:,}, zero: {report.before.zero:,}")
         logger.info(
             f"post: missing passenger count: {report.after.missing:,}, zero: {report.after.zero:,} "
             "(kept as null and 0 in the lake: no fill)"
         )
+    taxi = TaxiMonth.of(path.name.split(".")[0])
+    month = profile(staged, color, taxi.year, taxi.month)
+    logger.info(f"profile: {month.rows:,} rows; pickups outside {taxi.year}-{taxi.month:02}: {month.outside_month:,} "
+                "(the column profile and trips per day are in this run's artifacts)")
+    record_profile(color, month)
     return Cleaned(staged, report.rows, path)
 
 

@@ -55,7 +55,7 @@ def main() -> None:
     bigquery()
     postgres()
     api = setting("PREFECT_API_URL") or ""
-    print(f"\nPrefect UI: {api.removesuffix('/api')}  (flow runs, logs, and each month's summary under Artifacts)")
+    print(f"\nPrefect UI: {api.removesuffix('/api')}  (flow runs, logs, and under Artifacts the data: see README)")
 
 
 if __name__ == "__main__":

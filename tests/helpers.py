@@ -15,11 +15,35 @@ from pathlib import Path
 from uuid import UUID
 
 import pyarrow.parquet as pq
+import pytest
 from stack.static_server import serve_directory  # noqa: F401 - re-exported for the tests
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 MIRROR_ROWS = 3000  # rows per generated month served by the test stack's mirror
+# The UI tests: Debian's chromium driven by Playwright; screenshots go to test-artifacts/.
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+needs_chromium = pytest.mark.skipif(
+    not Path(CHROMIUM).exists() and os.environ.get("CI") != "true",
+    reason="Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)")
+
+
+@contextmanager
+def browser_page(width: int = 1400, height: int = 900):
+    """A page of headless Chromium (Playwright gives it a new, empty user-data dir of its own).
+    Prefect's API cannot be called inside: Playwright's event loop runs until the block ends."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            yield browser.new_page(viewport={"width": width, "height": height})
+        finally:
+            browser.close()
 
 
 def bucket():
@@ -96,10 +120,8 @@ def wait_final(run_id: UUID, timeout_s: float = 240):
 def start_agent(log: Path, *args: str, **env: str) -> subprocess.Popen:
     """`prefect agent start -q default [args]`, polling every second, in a process group of its own
     (the flow runs it starts join that group)."""
-    full_env = {**os.environ, "PREFECT_AGENT_QUERY_INTERVAL": "1", "PREFECT_AGENT_PREFETCH_SECONDS": "5", **env}
-    with open(log, "wb") as out:
-        return subprocess.Popen([str(BIN / "prefect"), "agent", "start", "-q", "default", *args], env=full_env,
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return _start(log, ["agent", "start", "-q", "default", *args],
+                  {"PREFECT_AGENT_QUERY_INTERVAL": "1", "PREFECT_AGENT_PREFETCH_SECONDS": "5", **env})
 
 
 @contextmanager
@@ -110,6 +132,23 @@ def running_agent(log: Path, *args: str, **env: str) -> Iterator[Path]:
         yield log
     finally:
         stop_group(process)
+
+
+@contextmanager
+def running_worker(log: Path, pool: str, **env: str) -> Iterator[Path]:
+    """`prefect worker start -p pool`, polling every second, for the ``with`` block; stopped as an agent is."""
+    process = _start(log, ["worker", "start", "-p", pool],
+                     {"PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "5", **env})
+    try:
+        yield log
+    finally:
+        stop_group(process)
+
+
+def _start(log: Path, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+    with open(log, "wb") as out:
+        return subprocess.Popen([str(BIN / "prefect"), *args], env={**os.environ, **env}, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def stop_group(process: subprocess.Popen, signals=(signal.SIGTERM, signal.SIGTERM, signal.SIGKILL)) -> None:

@@ -64,7 +64,12 @@ class Unit:
 
     @property
     def name(self) -> str:
-        return f"{self.taxi.color} {self.taxi.year}-{self.taxi.month:02} -> {', '.join(self.destinations)}"
+        return f"{self.month} -> {', '.join(self.destinations)}"
+
+    @property
+    def month(self) -> str:
+        """``yellow 2021-01``: a backfill's name for the unit's month."""
+        return f"{self.taxi.color} {self.taxi.year_month}"
 
 
 def plan(taxis: Iterable[TaxiMonth], destinations: Iterable[str], published: Mapping[TaxiMonth, str],

@@ -16,7 +16,7 @@ import time
 import zlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -81,8 +81,6 @@ class CleanReport:
     rows: int = 0
     before: PassengerCounts | None = None
     after: PassengerCounts | None = None
-    head: str = ""
-    dtypes: dict[str, str] = field(default_factory=dict)
 
 
 def read_header(path: Path) -> list[str]:
@@ -123,7 +121,7 @@ def csv_gz_to_parquet(
     check_header(header, color, source=src.name)
     target = with_source_version(arrow_schema(color), source_version)
     col_kinds = kinds(color)
-    report = CleanReport(dtypes={f.name: str(f.type) for f in target})
+    report = CleanReport()
     if "passenger_count" in col_kinds:
         report.before, report.after = PassengerCounts(), PassengerCounts()
 
@@ -147,8 +145,6 @@ def csv_gz_to_parquet(
                 if report.before and report.after:
                     report.before.add(raw.column("passenger_count"))
                     report.after.add(batch.column("passenger_count"))
-                if report.rows == 0 and batch.num_rows:
-                    report.head = preview(batch.slice(0, 2))
                 report.rows += batch.num_rows
                 pending.append(batch)
                 pending_rows += batch.num_rows
@@ -294,16 +290,6 @@ def _find_record(src: Path, skip: int, predicate: Callable[[list[str]], bool]) -
             if rows > skip and predicate(record):
                 return first_line, record
     return None
-
-
-def preview(batch: pa.RecordBatch) -> str:
-    """The rows of a small batch as text, a line per column (what the course prints with
-    ``df.head(2)``), without importing pandas for it."""
-    names = batch.schema.names
-    cells = [[name, *("" if v is None else str(v) for v in batch.column(i).to_pylist())]
-             for i, name in enumerate(names)]
-    widths = [max(len(line[j]) for line in cells) for j in range(len(cells[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in cells)
 
 
 def passenger_counts(path: Path) -> PassengerCounts:

@@ -37,12 +37,24 @@ class TaxiMonth:
     @property
     def dataset_file(self) -> str:
         """The course's ``dataset_file``: ``yellow_tripdata_2021-01``."""
-        return f"{self.color}_tripdata_{self.year}-{self.month:02}"
+        return f"{self.color}_tripdata_{self.year_month}"
 
     @property
     def source_file(self) -> str:
         """The release file's name, ``yellow_tripdata_2021-01.csv.gz``: what loaded rows record as their lineage."""
         return source_file_of(self.dataset_file)
+
+    @property
+    def year_month(self) -> str:
+        """``2021-01``."""
+        return f"{self.year}-{self.month:02}"
+
+    @classmethod
+    def of(cls, dataset_file: str) -> TaxiMonth:
+        """The month a ``dataset_file`` (``yellow_tripdata_2021-01``) holds."""
+        color, _, year_month = dataset_file.partition("_tripdata_")
+        year, _, month = year_month.partition("-")
+        return cls(color, int(year), int(month))
 
     def url(self, base: str | None = None) -> str:
         """``{base}/{color}/{color}_tripdata_{year}-{MM}.csv.gz``."""

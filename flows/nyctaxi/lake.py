@@ -9,25 +9,22 @@ from urllib.parse import urlparse
 
 import pyarrow.parquet as pq
 
-from . import schema, scratch
+from . import resources, schema, scratch
 from .resources import DATA_DIR_ENV, LAKE_PREFIX, setting
 
-# flows/nyctaxi/lake.py -> the repository root (in the image: /opt/prefect), recognised by a
-# file that stands beside flows/ in both.
-REPO_ROOT = Path(__file__).resolve().parents[2]
+# What stands beside flows/ in a checkout and in the image (/opt/prefect).
 REPO_MARKER = "docker-requirements.txt"
-# Where data goes when the code runs from a copy that is not inside a checkout (Prefect's
-# Process infrastructure copies a deployment's folder into a temporary directory).
+# Where data goes when the code runs from a copy that is neither installed nor in a checkout.
 FALLBACK_DATA_ROOT = Path.home() / "nyc-tlc-data"
 
 
 def data_root() -> Path:
-    """``$NYC_TLC_DATA_DIR``, or the repository's ``data/``: never the current directory."""
+    """``$NYC_TLC_DATA_DIR``, or the checkout's ``data/`` (``resources.REPO``): never the current directory."""
     configured = setting(DATA_DIR_ENV)
     if configured:
         return Path(configured).expanduser().resolve()
-    if (REPO_ROOT / REPO_MARKER).is_file():
-        return REPO_ROOT / "data"
+    if (resources.REPO / REPO_MARKER).is_file():
+        return resources.REPO / "data"
     return FALLBACK_DATA_ROOT
 
 

@@ -11,8 +11,11 @@ Prefect and its collections are imported only inside the loaders that need them.
 """
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -82,8 +85,9 @@ ENVIRONMENT: dict[str, Variable] = {
     # The flows
     BASE_URL_ENV: Variable(DEFAULT_BASE_URL, "where the release files are read from "
                                  "({base}/{color}/{color}_tripdata_{year}-{MM}.csv.gz)"),
-    DATA_DIR_ENV: Variable(None, "the local data root (unset: the checkout's data/, in the image "
-                                 "/opt/prefect/data, for code run from a copy outside a checkout ~/nyc-tlc-data)"),
+    DATA_DIR_ENV: Variable(None, "the local data root (unset: the data/ of the checkout the project is "
+                                 "installed from, also for a deployment Prefect runs from a temporary copy; in the "
+                                 "image /opt/prefect/data; else ~/nyc-tlc-data)"),
     "STORAGE_EMULATOR_HOST": Variable(None, "a GCS emulator to use instead of Google (the local stack sets it)"),
     "BIGQUERY_EMULATOR_HOST": Variable(None, "a BigQuery emulator to use instead of Google (the local stack sets it)"),
     "MIMALLOC_PURGE_DELAY": Variable("0", "Arrow's allocator gives freed memory back after this many ms"),
@@ -119,7 +123,25 @@ def setting(name: str) -> str | None:
     return os.environ.get(name) or ENVIRONMENT[name].default
 
 
-REPO = Path(__file__).resolve().parents[2]  # flows/nyctaxi/resources.py -> the checkout
+DISTRIBUTION = "nyc-taxi-etl"  # pyproject.toml's project name
+
+
+def _installed_checkout() -> Path | None:
+    """The folder the project is installed from, editable (``make venv``, the image), if it is."""
+    try:
+        direct_url = importlib.metadata.distribution(DISTRIBUTION).read_text("direct_url.json")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    info = json.loads(direct_url or "{}")
+    url = urllib.parse.urlparse(info.get("url", ""))
+    return Path(urllib.parse.unquote(url.path)) if url.scheme == "file" and info.get("dir_info", {}).get("editable") \
+        else None
+
+
+# The checkout: the one the project is installed from, else the one this file is in. Not the folder
+# the code runs from: Prefect runs a Process deployment from a temporary copy of it (the CLI-built
+# deployment copies the whole repository), and its data belongs in the checkout's data/.
+REPO = _installed_checkout() or Path(__file__).resolve().parents[2]
 
 
 def stack_dir() -> Path:

@@ -6,10 +6,23 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
-from helpers import MIRROR_ROWS, api, bucket, flow_run_id, read_object, run, running_agent, wait_final
+from helpers import (
+    ARTIFACTS,
+    MIRROR_ROWS,
+    api,
+    browser_page,
+    bucket,
+    flow_run_id,
+    needs_chromium,
+    read_object,
+    run,
+    running_agent,
+    wait_final,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -91,40 +104,26 @@ def test_docker_flow_run_is_created_with_the_months(deployments):
     api(lambda c: c.delete_flow_run(flow_run.id))  # no container engine in this test: do not leave it to the agent
 
 
-ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-@pytest.mark.skipif(not Path(CHROMIUM).exists() and os.environ.get("CI") != "true",
-                    reason="Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)")
+@needs_chromium
 def test_quick_run_from_the_ui_completes_through_the_agent(agent):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     ui = os.environ["PREFECT_API_URL"].removesuffix("/api")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        # Playwright gives the browser a new, empty user-data dir of its own.
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 900})
-            page.goto(f"{ui}/deployments", wait_until="networkidle")
-            expect(page.get_by_role("link", name="docker-flow")).to_be_visible()
-            expect(page.get_by_role("link", name="Parameterized ETL")).to_be_visible()
-            expect(page.get_by_text("At 12:00 AM every day")).to_be_visible()
-            page.screenshot(path=ARTIFACTS / "ui-deployments.png")
+    with browser_page() as page:
+        page.goto(f"{ui}/deployments", wait_until="networkidle")
+        expect(page.get_by_role("link", name="docker-flow")).to_be_visible()
+        expect(page.get_by_role("link", name="Parameterized ETL")).to_be_visible()
+        expect(page.get_by_text("At 12:00 AM every day").first).to_be_visible()
+        page.screenshot(path=ARTIFACTS / "ui-deployments.png")
 
-            page.get_by_role("link", name="process-flow").click()
-            page.wait_for_url("**/deployments/deployment/**")
-            page.get_by_role("button", name="Run", exact=True).click()
-            page.get_by_text("Quick run").click()
-            toast = page.get_by_text("scheduled to start now").first
-            expect(toast).to_be_visible()
-            run_name = toast.inner_text().split(" scheduled")[0].strip()
-            page.screenshot(path=ARTIFACTS / "ui-quick-run.png")
-        finally:
-            browser.close()
+        page.get_by_role("link", name="process-flow").click()
+        page.wait_for_url("**/deployments/deployment/**")
+        page.get_by_role("button", name="Run", exact=True).click()
+        page.get_by_text("Quick run").click()
+        toast = page.get_by_text("scheduled to start now").first
+        expect(toast).to_be_visible()
+        run_name = toast.inner_text().split(" scheduled")[0].strip()
+        page.screenshot(path=ARTIFACTS / "ui-quick-run.png")
 
     async def by_name(client):
         from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
@@ -137,25 +136,30 @@ def test_quick_run_from_the_ui_completes_through_the_agent(agent):
     assert flow_run.state.is_completed(), f"{flow_run.state}\nagent log:\n{agent.read_text()[-3000:]}"
 
 
-def test_the_fetch_cache_holds_across_agent_runs_and_misses_cleanly_when_the_file_is_gone(agent):
+def fetch_state_of_a_run(deployment: str, month: int, year: int, agent_log: Path) -> str:
+    """Run green ``year``-``month`` through ``deployment`` (the parent flow) and wait for it to complete;
+    return the final state of its one ``fetch`` task (``Cached`` when the download was reused)."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
 
-    params = ["-p", "months=[4]", "-p", "year=2020", "-p", "color=green"]
+    out = run(str(BIN / "prefect"), "deployment", "run", deployment,
+              "-p", f"months=[{month}]", "-p", f"year={year}", "-p", "color=green")
+    parent = wait_final(flow_run_id(out))
+    assert parent.state.is_completed(), f"{parent.state}\nagent log:\n{agent_log.read_text()[-3000:]}"
 
+    async def fetch_state(client):
+        children = await client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent.id])))
+        tasks = await client.read_task_runs(flow_run_filter=FlowRunFilter(
+            id=FlowRunFilterId(any_=[c.id for c in children])))
+        return [t.state.name for t in tasks if t.name.startswith("fetch")]
+
+    [state] = api(fetch_state)
+    return state
+
+
+def test_the_fetch_cache_holds_across_agent_runs_and_misses_cleanly_when_the_file_is_gone(agent):
     def run_once() -> str:
-        out = run(str(BIN / "prefect"), "deployment", "run", "etl-parent-flow/process-flow", *params)
-        parent = wait_final(flow_run_id(out))
-        assert parent.state.is_completed(), f"{parent.state}\nagent log:\n{agent.read_text()[-3000:]}"
-
-        async def fetch_state(client):
-            children = await client.read_flow_runs(flow_run_filter=FlowRunFilter(
-                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent.id])))
-            tasks = await client.read_task_runs(flow_run_filter=FlowRunFilter(
-                id=FlowRunFilterId(any_=[c.id for c in children])))
-            return [t.state.name for t in tasks if t.name.startswith("fetch")]
-
-        [state] = api(fetch_state)
-        return state
+        return fetch_state_of_a_run("etl-parent-flow/process-flow", 4, 2020, agent)
 
     states = [run_once() for _ in range(3)]
     assert states[-1] == "Cached", states  # served from the cache by a later agent process
@@ -163,3 +167,40 @@ def test_the_fetch_cache_holds_across_agent_runs_and_misses_cleanly_when_the_fil
     raw.unlink()
     assert run_once() == "Completed"  # a clean miss: downloaded again, never a missing path
     assert raw.is_file()
+
+
+def test_the_course_cli_deployment_keeps_its_files_in_the_checkout_and_its_cache_hits(tmp_path):
+    """`prefect deployment build` from the repository root, as the course does: Prefect runs it from a
+    temporary copy of the repository, and its lake file and download still land in the checkout's
+    data/ (no NYC_TLC_DATA_DIR here), where the next run's fetch finds its cache."""
+
+    run(str(BIN / "prefect"), "deployment", "build", "flows/parameterized_flow.py:etl_parent_flow",
+        "-n", "course-cli", "-q", "course-cli", "-a", "-o", str(tmp_path / "etl_parent_flow-deployment.yaml"))
+    lake_file = REPO / "data" / "green" / "green_tripdata_2019-11.parquet"
+    raw_files = lambda: set((REPO / "data" / "raw").glob("green_tripdata_2019-11.*"))  # noqa: E731  (and .version)
+    aside = tmp_path / "aside"
+    kept = [p for p in [lake_file, *raw_files()] if p.exists()]  # a developer's own copies, put back after
+    for p in kept:
+        (aside / p.parent.name).mkdir(parents=True, exist_ok=True)
+        p.rename(aside / p.parent.name / p.name)
+
+    try:
+        with running_agent(tmp_path / "agent.log", "-q", "course-cli", NYC_TLC_DATA_DIR="") as log:
+            fetch_state_of_a_run("etl-parent-flow/course-cli", 11, 2019, log)
+            assert lake_file.is_file() and pq.ParquetFile(lake_file).metadata.num_rows == MIRROR_ROWS
+            assert len([p for p in raw_files() if p.name.endswith(".csv.gz")]) == 1
+            # The first re-run records the cache key (the first had no file to key on); the next hits it.
+            states = [fetch_state_of_a_run("etl-parent-flow/course-cli", 11, 2019, log) for _ in range(2)]
+            assert states[-1] == "Cached", states
+    finally:
+        lake_file.unlink(missing_ok=True)
+        for p in raw_files():
+            p.unlink()
+        for p in kept:
+            (aside / p.parent.name / p.name).rename(p)
+        api(lambda c: _delete_deployment(c, "etl-parent-flow/course-cli"))
+
+
+async def _delete_deployment(client, name: str) -> None:
+    deployment = await client.read_deployment_by_name(name)
+    await client.delete_deployment(deployment.id)

@@ -70,7 +70,8 @@ def test_a_failed_run_is_failed_says_why_and_posts_to_the_webhook(webhook, tmp_p
     assert "etl-web-to-gcs" in alert["text"]
 
 
-def test_a_run_whose_prefect_server_died_ends_crashed_when_the_server_starts_again_and_alerts(webhook, tmp_path):
+def test_a_run_whose_prefect_server_died_ends_crashed_when_the_server_starts_again_and_alerts(webhook, tmp_path,
+                                                                                          request):
     """The Prefect server is killed while a flow runs; the flow's process dies at its next call to the
     API (it cannot report its own crash). Starting the server again, as `make stack` does, marks the
     run Crashed, and the failure notification fires."""
@@ -78,6 +79,7 @@ def test_a_run_whose_prefect_server_died_ends_crashed_when_the_server_starts_aga
     server, root, port = PrefectServer(), tmp_path / "prefect-stack", free_port()
     api_url = f"http://127.0.0.1:{port}/api"
     ctl.start(server, port, root)
+    request.addfinalizer(lambda: ctl.stop(server, root))  # whatever fails first (stopping twice is harmless)
     env = {**os.environ, "PREFECT_API_URL": api_url, "NYC_TLC_DATA_DIR": str(tmp_path / "data")}
     run(str(BIN / "python"), str(REPO / "blocks" / "make_notification_block.py"), "--url", url, env=env)
     # The flow checks its block before it starts (cli.run): this server gets the stack's.

@@ -1,14 +1,19 @@
 """etl_gcs_to_bq end to end: lake objects in the GCS emulator -> the BigQuery emulator."""
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from stack.generator import generate
 
 from etl_gcs_to_bq import etl_gcs_to_bq, etl_parent_gcs_to_bq
 from etl_web_to_gcs import etl_web_to_gcs
-from helpers import MIRROR_ROWS, bq_client, bq_counts, bucket, kill_flow_when, run_flows_at_once, serve_directory
+from helpers import MIRROR_ROWS, REPO, bq_client, bq_counts, bucket, kill_flow_when, run_flows_at_once, serve_directory
 from nyctaxi.schema import COLUMNS
 
 BQ_TYPES = {"int": "INT64", "float": "FLOAT64", "timestamp": "DATETIME", "string": "STRING"}
@@ -115,3 +120,31 @@ def test_a_load_killed_before_the_swap_leaves_the_previous_month_intact(tmp_path
 
 def staging_tables() -> set[str]:
     return {t.table_id for t in bq_client().list_tables("dezoomcamp") if "__staging_" in t.table_id}
+
+
+def test_the_readme_s_bigquery_query_runs_against_the_emulator():
+    etl_web_to_gcs(year=2019, month=4, color="yellow")
+    etl_gcs_to_bq(year=2019, month=4, color="yellow")
+    readme = (REPO / "README.md").read_text()
+    snippet = re.search(r"BigQuery, with Google's Python client.*?```python\n(.*?)```", readme, re.S)[1]
+    out = subprocess.run([sys.executable, "-c", snippet], env=dict(os.environ), capture_output=True, text=True,
+                         timeout=120)  # the environment of `source .stack/env`
+    assert out.returncode == 0, out.stderr
+    assert f"yellow_tripdata_2019-04.csv.gz {MIRROR_ROWS}" in out.stdout.splitlines()
+
+
+def test_the_course_s_get_directory_runs_once_its_folder_exists(tmp_path, monkeypatch):
+    """The course's extract_from_gcs, as written for prefect-gcp 0.2.4 (docs/course-to-here.md): on
+    0.5 it needs ../data/data/<colour>/ to exist; then the path it returns is the file."""
+    from prefect_gcp.cloud_storage import GcsBucket
+
+    etl_web_to_gcs(year=2019, month=4, color="yellow")
+    (tmp_path / "flows").mkdir()
+    monkeypatch.chdir(tmp_path / "flows")  # the course runs its scripts from their folder
+    gcs_path = "data/yellow/yellow_tripdata_2019-04.parquet"
+    gcs_block = GcsBucket.load("zoom-gcs")
+    with pytest.raises(FileNotFoundError):
+        gcs_block.get_directory(from_path=gcs_path, local_path="../data/")
+    (tmp_path / "data" / "data" / "yellow").mkdir(parents=True)
+    gcs_block.get_directory(from_path=gcs_path, local_path="../data/")
+    assert pq.ParquetFile(Path(f"../data/{gcs_path}")).metadata.num_rows == MIRROR_ROWS

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from nyctaxi import lake
+from nyctaxi import lake, resources
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,18 +59,30 @@ def test_staged_files_live_in_a_folder_of_this_process_and_are_recognised(tmp_pa
     assert not lake.is_staged(lake.lake_path("yellow", "m", tmp_path), tmp_path)
 
 
-def test_code_running_from_a_copy_outside_the_checkout_does_not_write_next_to_it(tmp_path):
-    # What Prefect's Process infrastructure does: copy flows/ into a temporary folder and run it there.
+@pytest.mark.parametrize("copied", ["flows", "."])
+def test_code_running_from_a_copy_writes_to_the_installed_checkout_s_data(tmp_path, copied):
+    # What Prefect's Process infrastructure does: copy the deployment's folder (flows/, or the whole
+    # repository for the course's `prefect deployment build` from the root) into a temporary folder
+    # and run it there. Its files belong in the checkout, where the next run finds them.
     import shutil
 
     copy = tmp_path / "tmpabcprefect"
-    shutil.copytree(REPO / "flows", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / copied, copy, ignore=shutil.ignore_patterns("__pycache__", ".venv", ".stack", "data", ".git"))
     env = {k: v for k, v in os.environ.items() if k != "NYC_TLC_DATA_DIR"}
     out = subprocess.run(
-        [sys.executable, "-c", "from nyctaxi import lake; print(lake.data_root())"],
-        cwd=copy, env={**env, "PYTHONPATH": "."}, capture_output=True, text=True, check=True,
+        [sys.executable, "-c", "from nyctaxi import lake; print(lake.data_root(), lake.__file__)"],
+        cwd=copy / "flows" if copied == "." else copy, env={**env, "PYTHONPATH": "."}, capture_output=True, text=True,
+        check=True,
     )
-    assert Path(out.stdout.strip()) == lake.FALLBACK_DATA_ROOT
+    root, module = out.stdout.split()
+    assert Path(module).is_relative_to(copy)  # the copy's code ran
+    assert Path(root) == REPO / "data"
+
+
+def test_code_outside_any_checkout_writes_to_the_home_folder(monkeypatch, tmp_path):
+    monkeypatch.delenv("NYC_TLC_DATA_DIR", raising=False)
+    monkeypatch.setattr(resources, "REPO", tmp_path / "tmpabcprefect")
+    assert lake.data_root() == lake.FALLBACK_DATA_ROOT
 
 
 def test_a_flow_run_s_staged_files_are_in_a_folder_of_their_own(tmp_path):
