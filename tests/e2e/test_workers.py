@@ -1,0 +1,44 @@
+"""Deployments the modern way on Prefect 2.20: `prefect.yaml`, work pools and a worker, beside the
+course's agents (test_deployments.py)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from helpers import MIRROR_ROWS, REPO, api, flow_run_id, read_object, run, running_worker, wait_final
+from nyctaxi import ARROW_ALLOCATOR_ENV
+
+PREFECT = str(Path(sys.executable).parent / "prefect")
+
+
+def test_prefect_deploy_all_then_a_process_worker_runs_the_parent_flow(tmp_path):
+    for kind, pool in (("process", "local-process"), ("docker", "docker-pool")):
+        run(PREFECT, "work-pool", "create", "-t", kind, pool, "--overwrite")
+    run(PREFECT, "--no-prompt", "deploy", "--all", cwd=REPO)
+
+    names = ["etl-parent-flow/local-process", "etl-parent-flow/nightly", "etl-month/backfill-month-worker",
+             "etl-parent-flow/docker-zoom"]
+
+    async def read(client):
+        return {name: await client.read_deployment_by_name(name) for name in names}
+
+    deployments = api(read)
+    local = deployments["etl-parent-flow/local-process"]
+    assert local.work_pool_name == "local-process" and local.entrypoint == "flows/parameterized_flow.py:etl_parent_flow"
+    # The worker changes into this checkout, and runs its code from there.
+    assert local.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}]
+    assert local.infra_overrides == {"env": ARROW_ALLOCATOR_ENV}
+    [schedule] = deployments["etl-parent-flow/nightly"].schedules
+    assert (schedule.schedule.cron, schedule.schedule.timezone, schedule.active) == ("0 0 * * *", "UTC", True)
+    assert deployments["etl-month/backfill-month-worker"].entrypoint == "flows/etl_month.py:etl_month"
+    docker = deployments["etl-parent-flow/docker-zoom"]
+    assert docker.work_pool_name == "docker-pool"
+    assert docker.infra_overrides["image"] == "dezoomcamp/prefect:zoom"
+    assert docker.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": "/opt/prefect"}}]
+
+    with running_worker(tmp_path / "worker.log", "local-process") as log:
+        out = run(PREFECT, "deployment", "run", "etl-parent-flow/local-process",
+                  "-p", "months=[10]", "-p", "year=2020", "-p", "color=yellow")
+        flow_run = wait_final(flow_run_id(out))
+        assert flow_run.state.is_completed(), f"{flow_run.state}\nworker log:\n{log.read_text()[-3000:]}"
+    assert read_object("data/yellow/yellow_tripdata_2020-10.parquet").metadata.num_rows == MIRROR_ROWS
