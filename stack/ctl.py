@@ -66,6 +66,16 @@ def port_free(port: int) -> bool:
     return True
 
 
+def choose_port(service: Service, before: int | None, env_file: Path) -> int:
+    """The port ``service`` had before, else its preferred one, else any free one. Shells and
+    bookmarks keep working across restarts; if the old port is taken, say so in one line."""
+    port = next((p for p in (before, service.preferred_port) if p and port_free(p)), None) or free_port()
+    if before and port != before:
+        print(f"{service.name}: port {before} is taken by another program, so it moves to {port}: "
+              f"run `source {env_file}` again in the shells that use the stack")
+    return port
+
+
 def _ports(root: Path) -> dict[str, int]:
     try:
         return json.loads((root / "ports.json").read_text())
@@ -148,11 +158,7 @@ def up(register_blocks: bool = True) -> Path:
         if pid:
             _kill(pid, service.stop_signal)
         service.prepare(root)
-        before = port
-        port = next((p for p in (port, service.preferred_port) if p and port_free(p)), None) or free_port()
-        if before and port != before:
-            print(f"{service.name}: port {before} is taken by another program, so it moves to {port}: "
-                  f"run `source {root / 'env'}` again in the shells that use the stack")
+        port = choose_port(service, port, root / "env")
         ports[service.name] = port
         started.append((service, port, _start(service, port, root)))
     for service, port, pid in started:
