@@ -25,7 +25,7 @@ from prefect.client.schemas.actions import ArtifactCreate
 from nyctaxi.profile import Profile
 
 # What Prefect puts before the exception in a failed flow or task run's state message.
-_FAILED_PREAMBLE = re.compile(r"^(Flow|Task) run encountered an exception\.? ")
+_FAILED_PREAMBLE = re.compile(r"^(Flow|Task) run encountered an exception[.:]? ")  # 2.20 ". ", 3.x ": "
 
 
 def failure_reason(state) -> str:
@@ -145,8 +145,11 @@ class Overview:
         self.id = artifact_id
 
     @classmethod
-    def create(cls, key: str, description: str, months: list[str], destinations: list[str]) -> Overview:
-        rows = [{"month": m, **{d: "" for d in destinations}, "state": "Pending"} for m in months]
+    def create(cls, key: str, description: str, months: list[str], destinations: list[str],
+               known: dict[str, dict[str, object]] | None = None) -> Overview:
+        """A new overview, every month Pending; ``known`` fills cells known beforehand (by month)."""
+        rows = [{"month": m, **{d: _cell((known or {}).get(m, {}).get(d, "")) for d in destinations},
+                 "state": "Pending"} for m in months]
         return cls(create_table_artifact(key=_key(key), table=rows, description=description))
 
     def update(self, month: str, state: str, got: dict[str, object] | None = None) -> None:

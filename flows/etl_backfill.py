@@ -44,7 +44,8 @@ from nyctaxi.resources import (
 )
 from nyctaxi.schema import COLORS
 from nyctaxi.source import remote_version
-from run_hooks import RUN_HOOKS
+from run_hooks import RUN_HOOKS, reason_first
+from runtime import final_state
 
 Runner = Literal["dask", "agents", "sequential"]
 
@@ -101,6 +102,7 @@ def _unit_parameters(unit: Unit, allow_shrink: bool) -> dict:
 
 
 @flow(name="etl-backfill-on-dask", **RUN_HOOKS)
+@reason_first
 def run_on_dask(units: dict[str, dict], overview: UUID) -> dict[str, str]:
     """Every unit (its month: ``etl_month``'s parameters) as one ``load-month`` task on the flow's
     task runner, a DaskTaskRunner: as many months in flight as the cluster has worker threads.
@@ -109,7 +111,7 @@ def run_on_dask(units: dict[str, dict], overview: UUID) -> dict[str, str]:
     states = {}
     while futures:
         for month, future in list(futures.items()):
-            state = future.wait(timeout=0.2)
+            state = final_state(future, timeout=0.2)
             if state is not None:
                 Overview(overview).record(month, state)
                 states[month] = state.type.value
@@ -157,6 +159,7 @@ def run_on_agents(units: list[Unit], deployment: str, allow_shrink: bool, overvi
 
 
 @flow(name="etl-backfill", **RUN_HOOKS)
+@reason_first
 def etl_backfill(start: str = "2019-01", end: str = "2021-07", colors: list[str] = ["yellow", "green"],
                  destinations: list[str] = list(DESTINATIONS), runner: Runner = "dask",
                  dask_address: str | None = None, dask_workers: StrictInt = 2, dask_memory_limit: str = "2GiB",
@@ -171,10 +174,11 @@ def etl_backfill(start: str = "2019-01", end: str = "2021-07", colors: list[str]
     units = plan_backfill(start, end, colors, destinations)
     if not units:
         return {}
+    # The destinations a month does not need hold the published edition already.
     overview = Overview.create("backfill", f"the months this backfill ran, {start} to {end}",
-                               [u.month for u in units], destinations)
-    for u in units:  # the destinations a month did not need were loaded from this edition already
-        overview.update(u.month, "Pending", {d: "up to date" for d in destinations if d not in u.destinations})
+                               [u.month for u in units], destinations,
+                               {u.month: {d: "up to date" for d in destinations if d not in u.destinations}
+                                for u in units})
     if runner == "dask":
         # Dask logs every connection at INFO; its workers read this too (set before dask is imported).
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")

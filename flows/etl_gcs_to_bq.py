@@ -8,11 +8,12 @@ import cli
 from artifacts import record_month
 from nyctaxi.dataset import TaxiMonth, taxi_months
 from nyctaxi.resources import DATASET, blocks_for, table_name
-from run_hooks import RUN_HOOKS
+from run_hooks import RUN_HOOKS, reason_first
 from tasks import extract_from_gcs, load_bq_from_gcs, transform, write_bq
 
 
 @flow(name="etl-gcs-to-bq", **RUN_HOOKS)
+@reason_first
 def etl_gcs_to_bq(year: StrictInt = 2021, month: StrictInt = 1, color: str = "yellow", load_job: bool = False,
                   fill_passenger_count: StrictInt | None = None, allow_shrink: bool = False) -> int:
     """Load one lake month into ``dezoomcamp.{color}_tripdata``, replacing that month's rows.
@@ -38,6 +39,7 @@ def etl_gcs_to_bq(year: StrictInt = 2021, month: StrictInt = 1, color: str = "ye
 
 
 @flow(name="etl-parent-gcs-to-bq", **RUN_HOOKS)
+@reason_first
 def etl_parent_gcs_to_bq(months: list[StrictInt] = [1, 2], year: StrictInt = 2021, color: str = "yellow",
                          load_job: bool = False, allow_shrink: bool = False) -> int:
     """The homework's parent flow: ``etl_gcs_to_bq`` for each month; returns the rows loaded in all."""

@@ -18,7 +18,7 @@ import cli
 from nyctaxi.backfill import DESTINATIONS, check_destinations
 from nyctaxi.dataset import TaxiMonth
 from nyctaxi.resources import blocks_for, table_name
-from run_hooks import RUN_HOOKS
+from run_hooks import RUN_HOOKS, reason_first
 from tasks import (
     Cleaned,
     clean,
@@ -64,6 +64,7 @@ def load_month_into(taxi: TaxiMonth, destinations: list[str], allow_shrink: bool
 
 
 @flow(name="etl-month", **RUN_HOOKS)
+@reason_first
 def etl_month(year: StrictInt = 2021, month: StrictInt = 1, color: str = "yellow",
               destinations: list[str] = list(DESTINATIONS), allow_shrink: bool = False) -> dict[str, str | int]:
     """One month of one colour into the destinations asked: one unit of a backfill."""

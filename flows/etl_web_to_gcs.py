@@ -9,11 +9,12 @@ from artifacts import record_month
 from nyctaxi import lake
 from nyctaxi.dataset import TaxiMonth
 from nyctaxi.resources import GCS_BLOCK
-from run_hooks import RUN_HOOKS
+from run_hooks import RUN_HOOKS, reason_first
 from tasks import clean, fetch, write_gcs, write_local
 
 
 @flow(name="etl-web-to-gcs", **RUN_HOOKS)
+@reason_first
 def etl_web_to_gcs(year: StrictInt = 2021, month: StrictInt = 1, color: str = "yellow",
                    allow_shrink: bool = False) -> str:
     """The main ETL function: one month of one colour into the lake and the bucket.

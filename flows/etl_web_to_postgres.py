@@ -9,11 +9,12 @@ from artifacts import record_month
 from nyctaxi import postgres
 from nyctaxi.dataset import TaxiMonth
 from nyctaxi.resources import POSTGRES_BLOCK
-from run_hooks import RUN_HOOKS
+from run_hooks import RUN_HOOKS, reason_first
 from tasks import clean, fetch, load_postgres
 
 
 @flow(name="etl-web-to-postgres", **RUN_HOOKS)
+@reason_first
 def etl_web_to_postgres(year: StrictInt = 2021, month: StrictInt = 1, color: str = "yellow", table: str | None = None,
                         allow_shrink: bool = False) -> int:
     """Load one month into ``table`` (default ``{color}_tripdata``) of the ``postgres-connector`` database.

@@ -13,10 +13,12 @@ from etl_web_to_gcs import etl_web_to_gcs
 from nyctaxi import lake
 from nyctaxi.dataset import taxi_months
 from nyctaxi.resources import GCS_BLOCK
-from run_hooks import RUN_HOOKS
+from run_hooks import RUN_HOOKS, reason_first
+from runtime import final_state
 
 
 @flow(name="etl-parent-flow", **RUN_HOOKS)
+@reason_first
 def etl_parent_flow(months: list[StrictInt] = [1, 2], year: StrictInt = 2021, color: str = "yellow",
                     concurrent: bool = False, allow_shrink: bool = False) -> list[str]:
     """Run ``etl_web_to_gcs`` for each month (every month is checked before the first runs);
@@ -42,11 +44,11 @@ def etl_parent_flow(months: list[StrictInt] = [1, 2], year: StrictInt = 2021, co
     futures = []
     for i, taxi in enumerate(taxis):
         if i >= in_flight:  # a month finishes before the next starts
-            overview.record(taxis[i - in_flight].year_month, futures[i - in_flight].wait())
+            overview.record(taxis[i - in_flight].year_month, final_state(futures[i - in_flight]))
         overview.update(taxi.year_month, "Running")
         futures.append(load_month.submit(year, taxi.month, color, ["lake"], allow_shrink))
     for taxi, future in list(zip(taxis, futures, strict=True))[-in_flight:]:
-        overview.record(taxi.year_month, future.wait())
+        overview.record(taxi.year_month, final_state(future))
     return [future.result()["object"] for future in futures]
 
 

@@ -11,14 +11,19 @@
   as it is done with it, or has failed for the last time; files of a killed process are swept by
   the next run on the machine (``nyctaxi.scratch``).
 - If it fails or crashes, it leaves an artifact with the reason first (``artifacts.record_failure``).
+
+And ``@reason_first`` (under ``@flow``) makes a failed run's state message the reason itself.
 """
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
 
+from prefect import get_run_logger
 from prefect.client.orchestration import get_client
+from prefect.states import Failed
 
 from artifacts import record_failure
 from nyctaxi import lake
@@ -45,3 +50,18 @@ RUN_HOOKS = {
     "on_crashed": [drop_staged_files, record_failure],
     "on_cancellation": [drop_staged_files],
 }
+
+
+def reason_first(fn):
+    """Under ``@flow``: a run that fails ends Failed with the exception's type and message as its state
+    message (what the UI, notifications and the command line show first), not after Prefect's
+    "Flow run encountered an exception." The traceback is logged as Prefect logs it, and the
+    exception still reaches whoever called the flow (a parent flow gets the same exception)."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:
+            get_run_logger().exception("Encountered exception during execution:")
+            return Failed(message=f"{type(e).__name__}: {e}", data=e)
+    return run

@@ -94,14 +94,15 @@ def test_each_month_leaves_its_profile_and_a_picture_of_its_trips_per_day(parent
         assert any(log.startswith(f"profile: {MIRROR_ROWS:,} rows; pickups outside {month}:") for log in logs)
 
 
-def test_a_failed_run_leaves_its_reason_first(server, data_dir):
+def test_a_failed_run_says_its_reason_first(server, data_dir):
     url = server.script("green", 2020, 2, "404")
     state = etl_web_to_gcs(year=2020, month=2, color="green", return_state=True)
     assert state.is_failed()
     [failure] = [a for a in artifacts_of(state.state_details.flow_run_id).values() if a.key is None]
-    first = failure.data.splitlines()[0]
-    assert first == (f"### Failed: NotPublishedError: green_tripdata_2020-02.csv.gz is not published at {url} "
-                     "(HTTP 404): check the colour, year and month")
+    reason = (f"NotPublishedError: green_tripdata_2020-02.csv.gz is not published at {url} (HTTP 404): check the "
+              "colour, year and month")
+    assert failure.data.splitlines()[0] == f"### Failed: {reason}"
+    assert state.message == reason  # the state message is the reason itself (run_hooks.reason_first)
 
 
 def test_the_overview_is_updated_in_place_and_shows_a_failed_month(server, data_dir):
