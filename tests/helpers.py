@@ -31,6 +31,29 @@ needs_chromium = pytest.mark.skipif(
     reason="Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)")
 
 
+def quick_run(page, deployment: str) -> str:
+    """Press Run -> Quick run on ``deployment``'s page in the Prefect UI (``page`` shows its list of
+    deployments); return the name of the flow run it scheduled."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("link", name=deployment, exact=True).click()
+    page.wait_for_url("**/deployments/deployment/**")
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.get_by_text("Quick run").click()
+    toast = page.get_by_text("scheduled to start now").first
+    expect(toast).to_be_visible()
+    return toast.inner_text().split(" scheduled")[0].strip()
+
+
+def flow_run_named(name: str):
+    """The one flow run called ``name``."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    runs = api(lambda c: c.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name]))))
+    assert len(runs) == 1, f"{len(runs)} flow runs named {name!r}"
+    return runs[0]
+
+
 @contextmanager
 def browser_page(width: int = 1400, height: int = 900):
     """A page of headless Chromium (Playwright gives it a new, empty user-data dir of its own).

@@ -17,7 +17,9 @@ from helpers import (
     browser_page,
     bucket,
     flow_run_id,
+    flow_run_named,
     needs_chromium,
+    quick_run,
     read_object,
     run,
     running_agent,
@@ -116,23 +118,9 @@ def test_quick_run_from_the_ui_completes_through_the_agent(agent):
         expect(page.get_by_text("At 12:00 AM every day").first).to_be_visible()
         page.screenshot(path=ARTIFACTS / "ui-deployments.png")
 
-        page.get_by_role("link", name="process-flow").click()
-        page.wait_for_url("**/deployments/deployment/**")
-        page.get_by_role("button", name="Run", exact=True).click()
-        page.get_by_text("Quick run").click()
-        toast = page.get_by_text("scheduled to start now").first
-        expect(toast).to_be_visible()
-        run_name = toast.inner_text().split(" scheduled")[0].strip()
+        run_name = quick_run(page, "process-flow")
         page.screenshot(path=ARTIFACTS / "ui-quick-run.png")
-
-    async def by_name(client):
-        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
-
-        return await client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[run_name])))
-
-    runs = api(by_name)
-    assert len(runs) == 1, f"no flow run named {run_name!r}"
-    flow_run = wait_final(runs[0].id)
+    flow_run = wait_final(flow_run_named(run_name).id)
     assert flow_run.state.is_completed(), f"{flow_run.state}\nagent log:\n{agent.read_text()[-3000:]}"
 
 

@@ -2,10 +2,25 @@
 course's agents (test_deployments.py)."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-from helpers import MIRROR_ROWS, REPO, api, flow_run_id, read_object, run, running_worker, wait_final
+from helpers import (
+    ARTIFACTS,
+    CHROMIUM,
+    MIRROR_ROWS,
+    REPO,
+    api,
+    browser_page,
+    flow_run_id,
+    flow_run_named,
+    quick_run,
+    read_object,
+    run,
+    running_worker,
+    wait_final,
+)
 from nyctaxi import ARROW_ALLOCATOR_ENV
 
 PREFECT = str(Path(sys.executable).parent / "prefect")
@@ -41,4 +56,14 @@ def test_prefect_deploy_all_then_a_process_worker_runs_the_parent_flow(tmp_path)
                   "-p", "months=[10]", "-p", "year=2020", "-p", "color=yellow")
         flow_run = wait_final(flow_run_id(out))
         assert flow_run.state.is_completed(), f"{flow_run.state}\nworker log:\n{log.read_text()[-3000:]}"
-    assert read_object("data/yellow/yellow_tripdata_2020-10.parquet").metadata.num_rows == MIRROR_ROWS
+        assert read_object("data/yellow/yellow_tripdata_2020-10.parquet").metadata.num_rows == MIRROR_ROWS
+
+        # Quick run in the UI, as on an agent's deployment (test_deployments.py); CI always has chromium.
+        if Path(CHROMIUM).exists() or os.environ.get("CI") == "true":
+            with browser_page() as page:
+                page.goto(os.environ["PREFECT_API_URL"].removesuffix("/api") + "/deployments",
+                          wait_until="networkidle")
+                run_name = quick_run(page, "local-process")
+                page.screenshot(path=ARTIFACTS / "ui-quick-run-worker.png")
+            flow_run = wait_final(flow_run_named(run_name).id)
+            assert flow_run.state.is_completed(), f"{flow_run.state}\nworker log:\n{log.read_text()[-3000:]}"
