@@ -34,9 +34,10 @@ def failure_reason(state) -> str:
 
 
 def _cell(value: object) -> str:
-    if isinstance(value, bool) or value is None:
-        return "" if value is None else str(value)
-    if isinstance(value, int):
+    """A value as a table shows it: thousands separated, floats to cents, times to the second."""
+    if value is None:
+        return ""
+    if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     if isinstance(value, float):
         return f"{value + 0.0:,.2f}"  # + 0.0: parquet statistics write a zero minimum as -0.0
@@ -75,7 +76,8 @@ def profile_markdown(color: str, p: Profile) -> str:
     lines = [f"### {color} {month}: data profile", "",
              f"- **{p.rows:,} rows**, {len(p.columns)} columns.",
              f"- Pickups outside {month}: **{p.outside_month:,}** ({p.before_month:,} before, "
-             f"{p.after_month:,} after; pickups range from {_cell(pickup.min)} to {_cell(pickup.max)})"
+             f"{p.after_month:,} after"
+             + (f"; pickups range from {_cell(pickup.min)} to {_cell(pickup.max)})" if p.rows else ")")
              + (f"; {p.pickup_nulls:,} without a pickup time." if p.pickup_nulls else ".")]
     if p.passengers is not None:
         lines.append(f"- passenger_count: **{p.passengers.missing:,} missing**, {p.passengers.zero:,} zero "
@@ -122,7 +124,7 @@ def record_profile(color: str, p: Profile) -> None:
     create_markdown_artifact(key=_key("profile", color, p.year, f"{p.month:02}"), markdown=profile_markdown(color, p),
                              description=f"{color} {month}: data profile")
     svg = base64.b64encode(trips_per_day_svg(p.year, p.month, p.trips_per_day).encode()).decode()
-    busiest = p.trips_per_day.index(max(p.trips_per_day)) + 1 if p.trips_per_day else "-"
+    busiest = p.trips_per_day.index(max(p.trips_per_day)) + 1 if any(p.trips_per_day) else "-"
     create_markdown_artifact(
         key=_key("trips-per-day", color, p.year, f"{p.month:02}"),
         description=f"{color} {month}: trips per day",

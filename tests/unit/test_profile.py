@@ -100,3 +100,11 @@ def test_profiling_does_not_import_pandas(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], cwd=Path(convert.__file__).parents[1],
                           capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_a_month_with_no_rows_has_a_profile_that_says_so(tmp_path):
+    p = profile(yellow_month(tmp_path, []), "yellow", 2021, 2)
+    assert (p.rows, p.outside_month, sum(p.trips_per_day), len(p.trips_per_day)) == (0, 0, 0, 28)
+    text = profile_markdown("yellow", p)
+    assert "**0 rows**" in text and "Pickups outside 2021-02: **0** (0 before, 0 after)." in text
+    assert ET.fromstring(trips_per_day_svg(2021, 2, p.trips_per_day)) is not None  # no division by zero
