@@ -243,13 +243,16 @@ def _forget_backfill() -> None:
     import psycopg2
     from google.cloud import storage
 
+    from nyctaxi.lake import object_prefix
+    from nyctaxi.resources import LOADS_TABLE, table_name
+
     bucket = storage.Client(project=os.environ["GOOGLE_CLOUD_PROJECT"]).bucket(os.environ["GCS_BUCKET"])
-    for blob in bucket.list_blobs(prefix=f"data/{BACKFILL_COLOR}/"):
+    for blob in bucket.list_blobs(prefix=object_prefix(BACKFILL_COLOR)):
         blob.delete()
     with psycopg2.connect(host="127.0.0.1", port=int(os.environ["POSTGRES_PORT"]), user=os.environ["POSTGRES_USER"],
                           password=Path(os.environ["POSTGRES_PASSWORD_FILE"]).read_text().strip(),
                           dbname=os.environ["POSTGRES_DB"]) as conn, conn.cursor() as cur:
-        cur.execute(f"DROP TABLE IF EXISTS {BACKFILL_COLOR}_tripdata; DROP TABLE IF EXISTS nyc_tlc_loads")
+        cur.execute(f"DROP TABLE IF EXISTS {table_name(BACKFILL_COLOR)}; DROP TABLE IF EXISTS {LOADS_TABLE}")
 
 
 def _start_agent(folder: Path) -> tuple[subprocess.Popen, Path]:

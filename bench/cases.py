@@ -116,8 +116,10 @@ def bq_course(parquet: str, table: str, **_) -> None:
     """The course's write_bq: the whole month as one DataFrame through pandas-gbq."""
     import pandas as pd
 
+    from nyctaxi.resources import DATASET
+
     creds, client = _bq()
-    pd.read_parquet(parquet).to_gbq(f"dezoomcamp.{table}", project_id=client.project,
+    pd.read_parquet(parquet).to_gbq(f"{DATASET}.{table}", project_id=client.project,
                                     credentials=creds.get_credentials_from_service_account(),
                                     if_exists="replace", progress_bar=False)
 
