@@ -17,6 +17,7 @@ And ``@reason_first`` (under ``@flow``) makes a failed run's state message the r
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import shutil
 import socket
@@ -64,4 +65,7 @@ def reason_first(fn):
         except Exception as e:
             get_run_logger().exception("Encountered exception during execution:")
             return Failed(message=f"{type(e).__name__}: {e}", data=e)
+    # The parameters' types, resolved where the flow is written: Prefect 3 would look the names of
+    # string annotations (``from __future__ import annotations``) up in this module.
+    run.__signature__ = inspect.signature(fn, eval_str=True)
     return run
