@@ -69,6 +69,15 @@ def browser_page(width: int = 1400, height: int = 900):
             browser.close()
 
 
+def pandas_modules_after(code: str) -> str:
+    """The pandas modules a new Python process has imported after running ``code`` (in flows/), as
+    printed: ``[]`` when none."""
+    done = subprocess.run([sys.executable, "-c", f"{code}\nimport sys\n"
+                           "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pandas'))"],
+                          cwd=REPO / "flows", capture_output=True, text=True, check=True)
+    return done.stdout.strip().splitlines()[-1]
+
+
 def bucket():
     """The stack's lake bucket, through the real google-cloud-storage client."""
     from google.cloud import storage

@@ -1,7 +1,5 @@
 """The data profile of a month (``nyctaxi.profile``) and the picture made from it."""
 import gzip
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -9,7 +7,7 @@ import pyarrow.parquet as pq
 from stack.generator import generate
 
 from artifacts import profile_markdown, trips_per_day_svg
-from nyctaxi import convert
+from helpers import pandas_modules_after
 from nyctaxi.convert import csv_gz_to_parquet
 from nyctaxi.profile import pickup_column, profile
 from nyctaxi.schema import columns
@@ -94,12 +92,8 @@ def test_the_picture_is_an_svg_with_a_bar_per_day():
 def test_profiling_does_not_import_pandas(tmp_path):
     """The profile runs inside ``clean``, whose memory pandas would grow (see test_convert)."""
     path = yellow_month(tmp_path, YELLOW_ROWS)
-    code = ("import sys; from nyctaxi.profile import profile; "
-            f"p = profile({str(path)!r}, 'yellow', 2021, 1); assert p.rows == 5; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pandas'))")
-    done = subprocess.run([sys.executable, "-c", code], cwd=Path(convert.__file__).parents[1],
-                          capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "[]"
+    code = f"from nyctaxi.profile import profile\nassert profile({str(path)!r}, 'yellow', 2021, 1).rows == 5"
+    assert pandas_modules_after(code) == "[]"
 
 
 def test_a_month_with_no_rows_has_a_profile_that_says_so(tmp_path):
