@@ -33,8 +33,9 @@ def apply_process_deployment(name: str, parser: argparse.ArgumentParser,
     """Build and apply ``<flow>/<name>`` of the flow at ``entrypoint`` (by default ``etl-parent-flow``):
     a local process running this checkout's flows/; return the parsed arguments.
 
-    Prefect runs a Process deployment from a temporary copy of flows/, so the data root
-    is set explicitly (``--data-dir``) rather than found from the code's location."""
+    Prefect runs a Process deployment from a temporary copy of flows/; the data root is given
+    explicitly (``--data-dir``, by default this checkout's data/, which is also where the code
+    would look: ``resources.REPO``), so a deployment can keep its files elsewhere."""
     from prefect.deployments import Deployment
     from prefect.infrastructure import Process
 

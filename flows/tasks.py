@@ -162,7 +162,8 @@ def drop_staged_input(task, task_run, state) -> None:
 def clean(path: Path, color: str) -> Cleaned:
     """Fix the dtypes (the declared schema of ``color``) and report data quality."""
     logger = get_run_logger()
-    staged = staging_path(path.name.split(".")[0])
+    taxi = TaxiMonth.of(path.name.split(".")[0])  # the download is <dataset_file>.<url hash>.csv.gz
+    staged = staging_path(taxi.dataset_file)
     try:
         # The parquet file is about the size of the download: that is the space it needs.
         with writing(lake.data_root(), path.stat().st_size):
@@ -177,7 +178,6 @@ def clean(path: Path, color: str) -> Cleaned:
             f"post: missing passenger count: {report.after.missing:,}, zero: {report.after.zero:,} "
             "(kept as null and 0 in the lake: no fill)"
         )
-    taxi = TaxiMonth.of(path.name.split(".")[0])
     month = profile(staged, color, taxi.year, taxi.month)
     logger.info(f"profile: {month.rows:,} rows; pickups outside {taxi.year}-{taxi.month:02}: {month.outside_month:,} "
                 "(the column profile and trips per day are in this run's artifacts)")
