@@ -8,17 +8,31 @@ STAMP := $(VENV)/.installed
 # pip's notes about index folders this machine lacks are noise, not errors.
 QUIET_PIP := { grep -v '^WARNING: Location' || true; }
 
-.PHONY: venv stack stack-down sql demo test unit lint bench image clean
+.PHONY: venv stack stack-down sql demo test test-prefect3 unit lint bench image clean
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+# Prefect 3.9: the same flows and tests in a venv of their own (make test-prefect3).
+VENV3 := .venv-prefect3
+PY3 := $(VENV3)/bin/python
+STAMP3 := $(VENV3)/.installed
+
+# $(1): the venv, $(2): its requirement files. The project itself (nyctaxi and the local stack) goes in
+# editable, so imports work from any folder; the BigQuery emulator's DuckDB needs its spatial extension
+# installed once, offline.
+define install_venv
+	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
+	$(1)/bin/python -m pip install -q $(foreach r,$(2),-r $(r)) 2>&1 | $(QUIET_PIP)
+	$(1)/bin/python -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | $(QUIET_PIP)
+	$(1)/bin/python -c "from duckdb_extensions import import_extension; import_extension('spatial')"
+	touch $(1)/.installed
+endef
+
+$(STAMP): requirements.txt requirements-tools.txt requirements-dev.txt pyproject.toml
 	@echo "Installing the pinned stack into $(VENV) (Prefect 2.20, the Google clients, the emulators, PostgreSQL): a few minutes the first time."
-	$(PY) -m pip install -q -r requirements-dev.txt 2>&1 | $(QUIET_PIP)
-	# The project itself (nyctaxi and the local stack), editable: imports work from any folder.
-	$(PY) -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | $(QUIET_PIP)
-	# The BigQuery emulator's DuckDB needs its spatial extension installed once, offline.
-	$(PY) -c "from duckdb_extensions import import_extension; import_extension('spatial')"
-	touch $@
+	$(call install_venv,$(VENV),requirements-dev.txt)
+
+$(STAMP3): requirements-prefect3.txt requirements-tools.txt pyproject.toml
+	@echo "Installing the Prefect 3.9 stack into $(VENV3) (requirements-prefect3.txt and the same tools): a few minutes the first time."
+	$(call install_venv,$(VENV3),requirements-prefect3.txt requirements-tools.txt)
 
 venv: $(STAMP)
 
@@ -54,6 +68,11 @@ demo: stack
 ## The test suite: unit tests and end-to-end tests on a private stack of its own.
 test: $(STAMP)
 	$(PY) -m pytest
+
+## The same suites on Prefect 3.9 (its own venv; the stack then runs a 3.9 server): what runs on both
+## runtimes, plus what only 3.9 has. Tests of Prefect 2's agents and infrastructure blocks are deselected.
+test-prefect3: $(STAMP3)
+	$(PY3) -m pytest
 
 ## The unit tests only: no server is started; seconds.
 unit: $(STAMP)
