@@ -1,8 +1,20 @@
-# One target per lifecycle step. Everything runs in .venv, created on first use.
+# One target per lifecycle step. Everything runs in .venv (Prefect 2.20, the course's), created on
+# first use. PREFECT=3 runs the same targets on Prefect 3.9, in .venv-prefect3 with a stack of its own
+# in .stack-prefect3 (a 2.20 server's database cannot go back once 3.9 has migrated it).
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3
+PREFECT ?= 2
+ifeq ($(PREFECT),3)
+VENV := .venv-prefect3
+REQUIREMENTS := requirements-prefect3.txt requirements-tools.txt
+export STACK_DIR ?= $(CURDIR)/.stack-prefect3
+else
 VENV := .venv
+REQUIREMENTS := requirements-dev.txt
+endif
+# The stack's folder: its env file is what a shell sources.
+STACK := $(or $(STACK_DIR),$(CURDIR)/.stack)
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # pip's notes about index folders this machine lacks are noise, not errors.
@@ -10,29 +22,15 @@ QUIET_PIP := { grep -v '^WARNING: Location' || true; }
 
 .PHONY: venv stack stack-down sql demo test test-prefect3 unit lint bench image clean
 
-# Prefect 3.9: the same flows and tests in a venv of their own (make test-prefect3).
-VENV3 := .venv-prefect3
-PY3 := $(VENV3)/bin/python
-STAMP3 := $(VENV3)/.installed
-
-# $(1): the venv, $(2): its requirement files. The project itself (nyctaxi and the local stack) goes in
-# editable, so imports work from any folder; the BigQuery emulator's DuckDB needs its spatial extension
-# installed once, offline.
-define install_venv
-	test -x $(1)/bin/python || $(PYTHON) -m venv $(1)
-	$(1)/bin/python -m pip install -q $(foreach r,$(2),-r $(r)) 2>&1 | $(QUIET_PIP)
-	$(1)/bin/python -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | $(QUIET_PIP)
-	$(1)/bin/python -c "from duckdb_extensions import import_extension; import_extension('spatial')"
-	touch $(1)/.installed
-endef
-
-$(STAMP): requirements.txt requirements-tools.txt requirements-dev.txt pyproject.toml
-	@echo "Installing the pinned stack into $(VENV) (Prefect 2.20, the Google clients, the emulators, PostgreSQL): a few minutes the first time."
-	$(call install_venv,$(VENV),requirements-dev.txt)
-
-$(STAMP3): requirements-prefect3.txt requirements-tools.txt pyproject.toml
-	@echo "Installing the Prefect 3.9 stack into $(VENV3) (requirements-prefect3.txt and the same tools): a few minutes the first time."
-	$(call install_venv,$(VENV3),requirements-prefect3.txt requirements-tools.txt)
+# The project itself (nyctaxi and the local stack) goes in editable, so imports work from any folder;
+# the BigQuery emulator's DuckDB needs its spatial extension installed once, offline.
+$(STAMP): $(wildcard requirements*.txt) pyproject.toml
+	@echo "Installing the pinned stack into $(VENV) ($(REQUIREMENTS): Prefect $(PREFECT), the Google clients, the emulators, PostgreSQL): a few minutes the first time."
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q $(foreach r,$(REQUIREMENTS),-r $(r)) 2>&1 | $(QUIET_PIP)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | $(QUIET_PIP)
+	$(PY) -c "from duckdb_extensions import import_extension; import_extension('spatial')"
+	touch $@
 
 venv: $(STAMP)
 
@@ -60,10 +58,10 @@ image: $(STAMP)
 ## web -> lake -> GCS, GCS -> BigQuery, web -> Postgres; then the row counts in each.
 demo: stack
 	@echo "The local mirror serves months generated in the TLC's format: 100,000 rows each by default; after make stack-down, NYC_TLC_MIRROR_ROWS=full make stack serves the real sizes."
-	source .stack/env && $(PY) flows/parameterized_flow.py --months 1 2 --year 2021 --color yellow
-	source .stack/env && $(PY) flows/etl_gcs_to_bq.py --months 1 2 --year 2021 --color yellow
-	source .stack/env && for m in 1 2; do $(PY) flows/etl_web_to_postgres.py --year 2021 --month $$m --color yellow; done
-	source .stack/env && $(PY) stack/show.py
+	source $(STACK)/env && $(PY) flows/parameterized_flow.py --months 1 2 --year 2021 --color yellow
+	source $(STACK)/env && $(PY) flows/etl_gcs_to_bq.py --months 1 2 --year 2021 --color yellow
+	source $(STACK)/env && for m in 1 2; do $(PY) flows/etl_web_to_postgres.py --year 2021 --month $$m --color yellow; done
+	source $(STACK)/env && $(PY) stack/show.py
 
 ## The test suite: unit tests and end-to-end tests on a private stack of its own.
 test: $(STAMP)
@@ -71,8 +69,8 @@ test: $(STAMP)
 
 ## The same suites on Prefect 3.9 (its own venv; the stack then runs a 3.9 server): what runs on both
 ## runtimes, plus what only 3.9 has. Tests of Prefect 2's agents and infrastructure blocks are deselected.
-test-prefect3: $(STAMP3)
-	$(PY3) -m pytest
+test-prefect3:
+	$(MAKE) test PREFECT=3
 
 ## The unit tests only: no server is started; seconds.
 unit: $(STAMP)
@@ -87,4 +85,4 @@ bench: $(STAMP)
 	$(PY) bench/bench.py
 
 clean: stack-down
-	rm -rf .stack data
+	rm -rf .stack .stack-prefect3 data

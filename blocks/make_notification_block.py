@@ -4,8 +4,9 @@
 
 Saves the CustomWebhookNotificationBlock ``failure-webhook`` (a POST of JSON
 ``{"title", "text"}``; Slack-, Teams- and Discord-style incoming webhooks accept it,
-or adapt ``json_data``) and a flow-run notification policy that sends it when any
-flow run ends Failed or Crashed. The Prefect server sends the notifications.
+or adapt ``json_data``) and what sends it when any flow run ends Failed or Crashed:
+a flow-run notification policy on Prefect 2, an automation on Prefect 3. The Prefect
+server sends the notifications.
 Running it again replaces both. The URL is stored as given; treat a URL with a
 token in it as a secret.
 """
@@ -15,24 +16,10 @@ import argparse
 import asyncio
 
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
-from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunNotificationPolicyFilter
 
 from nyctaxi.resources import NOTIFICATION_BLOCK as BLOCK
 from nyctaxi.resources import setting
-
-STATES = ["Failed", "Crashed"]
-MESSAGE = ("Flow run {flow_run_name} of flow {flow_name} entered state {flow_run_state_name}: "
-           "{flow_run_state_message}\n{flow_run_url}")
-
-
-async def replace_policy(block_document_id) -> None:
-    async with get_client() as client:
-        for policy in await client.read_flow_run_notification_policies(FlowRunNotificationPolicyFilter()):
-            if policy.block_document_id == block_document_id:
-                await client.delete_flow_run_notification_policy(policy.id)
-        await client.create_flow_run_notification_policy(
-            block_document_id=block_document_id, state_names=STATES, tags=[], message_template=MESSAGE)
+from nyctaxi.runtime import ALERT_STATES, alert_on_failure
 
 
 def main() -> None:
@@ -47,8 +34,8 @@ def main() -> None:
         json_data={"title": "{{subject}}", "text": "{{body}}"},
     )
     block_document_id = block.save(BLOCK, overwrite=True)
-    asyncio.run(replace_policy(block_document_id))
-    print(f"saved {BLOCK!r}: flow runs that end {' or '.join(STATES)} are posted to the webhook")
+    asyncio.run(alert_on_failure(block_document_id))
+    print(f"saved {BLOCK!r}: flow runs that end {' or '.join(ALERT_STATES)} are posted to the webhook")
 
 
 if __name__ == "__main__":

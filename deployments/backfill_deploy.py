@@ -9,29 +9,10 @@ at most N months load into each database at once, however many agents or Dask wo
 """
 from __future__ import annotations
 
-import asyncio
-
 from common import apply_process_deployment, script_parser
-from nyctaxi.resources import BIGQUERY_LOADS, POSTGRES_LOADS
+from nyctaxi.resources import set_load_limits
 
 ENTRYPOINT = "etl_month.py:etl_month"
-
-
-async def set_load_limits(limit: int) -> None:
-    """Create or update the load limits, active, at ``limit`` slots each."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
-    from prefect.exceptions import ObjectNotFound
-
-    async with get_client() as client:
-        for name in (POSTGRES_LOADS, BIGQUERY_LOADS):
-            try:
-                await client.update_global_concurrency_limit(
-                    name, GlobalConcurrencyLimitUpdate(limit=limit, active=True))
-            except ObjectNotFound:
-                await client.create_global_concurrency_limit(
-                    GlobalConcurrencyLimitCreate(name=name, limit=limit, active=True))
-            print(f"concurrency limit {name!r}: {limit} at once")
 
 
 if __name__ == "__main__":
@@ -40,4 +21,4 @@ if __name__ == "__main__":
                         help="at most this many loads into PostgreSQL (and into BigQuery) at once")
     args = apply_process_deployment("backfill-month", parser, entrypoint=ENTRYPOINT)
     if args.load_limit is not None:
-        asyncio.run(set_load_limits(args.load_limit))
+        set_load_limits(args.load_limit)

@@ -42,10 +42,10 @@ from nyctaxi.resources import (
     postgres_connection,
     table_name,
 )
+from nyctaxi.runtime import final_state
 from nyctaxi.schema import COLORS
 from nyctaxi.source import remote_version
 from run_hooks import RUN_HOOKS, reason_first
-from runtime import final_state
 
 Runner = Literal["dask", "agents", "sequential"]
 

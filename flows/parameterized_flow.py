@@ -13,8 +13,8 @@ from etl_web_to_gcs import etl_web_to_gcs
 from nyctaxi import lake
 from nyctaxi.dataset import taxi_months
 from nyctaxi.resources import GCS_BLOCK
+from nyctaxi.runtime import final_state
 from run_hooks import RUN_HOOKS, reason_first
-from runtime import final_state
 
 
 @flow(name="etl-parent-flow", **RUN_HOOKS)

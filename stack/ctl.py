@@ -23,7 +23,7 @@ from pathlib import Path
 
 from nyctaxi import resources
 from stack import pg_cluster
-from stack.services import PROJECT, REPO, SERVICES, Service, free_port
+from stack.services import PROJECT, REPO, SERVICES, FileContent, Service, client_env, free_port
 
 
 def stack_dir() -> Path:
@@ -196,18 +196,26 @@ def write_env(root: Path, ports: dict[str, int]) -> Path:
         env.update(service.exports(root, ports[service.name]))
     path = root / "env"
     path.write_text("# The local stack's environment: source it (written by stack/ctl.py up).\n"
-                    + "".join(f"export {k}={shlex.quote(str(v))}\n" for k, v in env.items()))
+                    + "".join(f"export {k}={_shell_value(v)}\n" for k, v in env.items()))
     return path
 
 
+def _shell_value(value: object) -> str:
+    # A secret stays in its owner-only file: the env file reads it when sourced.
+    return f'"$(cat {shlex.quote(str(value))})"' if isinstance(value, FileContent) else shlex.quote(str(value))
+
+
 def read_env(path: Path) -> dict[str, str]:
-    """The variables of an env file written by ``write_env``."""
-    env = {}
+    """The variables of an env file written by ``write_env``, as a shell that sources it has them."""
+    exports = {}
     for line in path.read_text().splitlines():
         if line.startswith("export "):
             key, _, value = line[len("export "):].partition("=")
-            env[key] = shlex.split(value)[0] if value else ""
-    return env
+            if value.startswith('"$(cat ') and value.endswith(')"'):
+                exports[key] = FileContent(shlex.split(value[len('"$(cat '):-len(')"')])[0])
+            else:
+                exports[key] = shlex.split(value)[0] if value else ""
+    return client_env(exports)
 
 
 def down() -> None:

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import secrets
 import signal
 import socket
+import subprocess
 import sys
 import urllib.request
 from pathlib import Path
 
 from nyctaxi.resources import DATASET, setting
+from nyctaxi.runtime import HEARTBEAT_S, PREFECT_MAJOR
 from stack import crashed_runs, pg_cluster
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,6 +34,15 @@ def _http_ok(port: int, path: str) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+class FileContent(type(Path())):
+    """An exported value read from this file when used: the env file names the file, not the secret."""
+
+
+def client_env(exports: dict[str, object]) -> dict[str, str]:
+    """``exports`` as environment variables, files' contents read."""
+    return {k: v.read_text().strip() if isinstance(v, FileContent) else str(v) for k, v in exports.items()}
 
 
 class Service:
@@ -82,16 +94,43 @@ class PrefectServer(Service):
                 "--timeout-keep-alive", "5"]
 
     def env(self, root):
-        return {**super().env(root), "PREFECT_HOME": str(root / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        env = {**super().env(root), "PREFECT_HOME": str(root / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        if PREFECT_MAJOR >= 3:  # only Prefect 3's server can ask for credentials
+            env["PREFECT_SERVER_API_AUTH_STRING"] = self.auth_file(root).read_text().strip()
+        return env
+
+    @staticmethod
+    def auth_file(root: Path) -> Path:
+        """The API's basic-auth credentials (``user:password``), owner-only, made once per stack."""
+        path = root / "prefect-api-auth"
+        if not path.exists():
+            root.mkdir(parents=True, exist_ok=True)
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+                f.write(f"nyctaxi:{secrets.token_urlsafe(24)}\n")
+        return path
 
     def started(self, root, port):
-        # Runs whose process died while this server was down: Crashed now, so their notifications fire.
-        for name in crashed_runs.mark_crashed(f"http://127.0.0.1:{port}/api"):
-            print(f"{self.name}: flow run {name!r} was left Running by a process that is gone: marked Crashed")
+        # Prefect 2: runs whose process died while this server was down: Crashed now, so their
+        # notifications fire. (Prefect 3's heartbeats tell, see ready.)
+        if PREFECT_MAJOR < 3:
+            for name in crashed_runs.mark_crashed(f"http://127.0.0.1:{port}/api"):
+                print(f"{self.name}: flow run {name!r} was left Running by a process that is gone: marked Crashed")
+
+    def ready(self, root, port):
+        # Prefect 3: runs whose heartbeats stop are Crashed by an automation (nyctaxi/runtime.py). In a
+        # process of its own: this one may not read Prefect's settings yet (the tests set them later).
+        if PREFECT_MAJOR >= 3:
+            env = {**super().env(root), **client_env(self.exports(root, port))}
+            subprocess.run([sys.executable, "-c", "import asyncio; from nyctaxi.runtime import crash_silent_runs; "
+                            "asyncio.run(crash_silent_runs())"], env=env, check=True)
 
     def exports(self, root, port):
-        return {"PREFECT_HOME": root / "prefect", "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-                "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        exports = {"PREFECT_HOME": root / "prefect", "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+                   "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+        if PREFECT_MAJOR >= 3:
+            exports["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = HEARTBEAT_S
+            exports["PREFECT_API_AUTH_STRING"] = FileContent(self.auth_file(root))
+        return exports
 
 
 class GcsEmulator(Service):

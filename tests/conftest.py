@@ -7,14 +7,10 @@ The other runtime's tests are deselected, not skipped: the summary line counts t
 """
 from __future__ import annotations
 
-from importlib.metadata import version
-
 import pytest
 
-# Read from the installed metadata: importing prefect here would read its settings before the e2e
-# conftest has put the test stack's environment in place.
-PREFECT_VERSION = version("prefect")
-PREFECT_MAJOR = int(PREFECT_VERSION.split(".")[0])
+from helpers import PREFECT_MAJOR, PREFECT_VERSION
+
 OTHER_RUNTIME = "prefect3" if PREFECT_MAJOR < 3 else "prefect2"
 
 

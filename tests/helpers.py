@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import os
 import re
@@ -17,6 +18,8 @@ from uuid import UUID
 import pyarrow.parquet as pq
 import pytest
 from stack.static_server import serve_directory  # noqa: F401 - re-exported for the tests
+
+from nyctaxi.runtime import PREFECT_MAJOR, PREFECT_VERSION  # noqa: F401 - re-exported for the tests
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -64,7 +67,11 @@ def browser_page(width: int = 1400, height: int = 900):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
-            yield browser.new_page(viewport={"width": width, "height": height})
+            page = browser.new_page(viewport={"width": width, "height": height})
+            if auth := os.environ.get("PREFECT_API_AUTH_STRING"):  # where Prefect 3's UI keeps its login
+                token = base64.b64encode(auth.encode()).decode()
+                page.add_init_script(f"localStorage.setItem('prefect-password', '{token}')")
+            yield page
         finally:
             browser.close()
 
@@ -123,6 +130,14 @@ def run(*cmd: str, cwd: Path = REPO, env: dict | None = None) -> str:
     return result.stdout + result.stderr
 
 
+def deploy_prefect_yaml() -> str:
+    """prefect.yaml's work pools, then ``prefect deploy --all`` from the checkout; the output."""
+    prefect = str(BIN / "prefect")
+    out = [run(prefect, "work-pool", "create", "-t", kind, pool, "--overwrite")
+           for kind, pool in (("process", "local-process"), ("docker", "docker-pool"))]
+    return "".join(out) + run(prefect, "--no-prompt", "deploy", "--all", cwd=REPO)
+
+
 def api(fn):
     """Run ``fn(client)`` with an async Prefect client."""
     from prefect.client.orchestration import get_client
@@ -131,6 +146,16 @@ def api(fn):
         async with get_client() as client:
             return await fn(client)
     return asyncio.run(go())
+
+
+def run_logs(flow_run_id) -> list[str]:
+    """Every log line of a flow run and its task runs, as the UI shows them. Prefect 3 sends logs in
+    background batches: what this process logged is sent first."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=30)
+    return [log.message for log in api(lambda c: c.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))))]
 
 
 def flow_run_id(cli_output: str) -> UUID:

@@ -11,6 +11,7 @@ Prefect and its collections are imported only inside the loaders that need them.
 """
 from __future__ import annotations
 
+import base64
 import importlib.metadata
 import json
 import os
@@ -115,6 +116,8 @@ ENVIRONMENT: dict[str, Variable] = {
                                "(unset: ~/.cache/nyctaxi-prefect)"),
     "PREFECT_API_URL": Variable(None, "the Prefect API (the local stack's env file sets it; "
                                 "stack/crashed_runs.py reads it)"),
+    "PREFECT_API_AUTH_STRING": Variable(None, "Prefect 3: the API's basic-auth user:password (the local "
+                                        "stack's env file reads it from the stack's prefect-api-auth)"),
 }
 
 
@@ -175,12 +178,18 @@ def set_up_problem(blocks: list[str]) -> str | None:
         fix = ("start the local stack with `make stack`, then `source .stack/env` in this shell"
                if failures.is_local(api) else "start your Prefect server, or set PREFECT_API_URL to it")
         return f"cannot reach the Prefect API at {api} ({failures.cannot_connect(e) or e}): {fix}"
+    auth = setting("PREFECT_API_AUTH_STRING")
+    headers = {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()} if auth else {}
     for block in blocks:
         slug, how_to_make = FLOW_BLOCKS[block]
+        url = f"{api.rstrip('/')}/block_types/slug/{slug}/block_documents/name/{block}"
         try:
-            urllib.request.urlopen(f"{api.rstrip('/')}/block_types/slug/{slug}/block_documents/name/{block}",
-                                   timeout=CONNECT_TIMEOUT_S).close()
+            urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=CONNECT_TIMEOUT_S).close()
         except urllib.error.HTTPError as e:
+            if e.code == 401:  # Prefect 3's server with basic auth
+                fix = f"run `source {env_file}`" if failures.is_local(api) else "set it to the server's"
+                return (f"the Prefect API at {api} refused this shell's credentials (PREFECT_API_AUTH_STRING "
+                        f"{'is wrong' if auth else 'is not set'}): {fix}")
             if e.code != 404:
                 raise
             local = "`make stack` saves the local stack's blocks; for real GCP or your own database, " \
@@ -253,3 +262,25 @@ def postgres_connection() -> Iterator:
     address = f"{info.host}:{info.port}" if hasattr(info, "host") else "the address in the block"
     with reaching("PostgreSQL", address, POSTGRES_FIX), connector.get_connection(begin=False) as connection:
         yield connection.connection.dbapi_connection
+
+
+def set_load_limits(limit: int) -> None:
+    """Create or update the load limits, active, at ``limit`` slots each."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate, GlobalConcurrencyLimitUpdate
+    from prefect.exceptions import ObjectNotFound
+
+    async def apply() -> None:  # Prefect 2.20's sync client has no concurrency-limit calls
+        async with get_client() as client:
+            for name in (POSTGRES_LOADS, BIGQUERY_LOADS):
+                try:
+                    await client.update_global_concurrency_limit(
+                        name, GlobalConcurrencyLimitUpdate(limit=limit, active=True))
+                except ObjectNotFound:
+                    await client.create_global_concurrency_limit(
+                        GlobalConcurrencyLimitCreate(name=name, limit=limit, active=True))
+                print(f"concurrency limit {name!r}: {limit} at once")
+
+    asyncio.run(apply())

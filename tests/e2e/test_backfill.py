@@ -28,6 +28,7 @@ from helpers import (
     stop_group,
     submitted_runs,
 )
+from nyctaxi.resources import set_load_limits
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -35,14 +36,20 @@ LOAD_LIMIT = 1
 
 
 @pytest.fixture(scope="module", autouse=True)
-def month_deployment():
-    """etl-month/backfill-month on queue `default`, and at most LOAD_LIMIT loads per database at once
-    (for this module only: other tests kill loads, and a killed load keeps its slot)."""
-    run(str(BIN / "python"), str(REPO / "deployments" / "backfill_deploy.py"), "--data-dir",
-        os.environ["NYC_TLC_DATA_DIR"], "--load-limit", str(LOAD_LIMIT), cwd=Path("/"))
+def load_limit():
+    """At most LOAD_LIMIT loads per database at once (for this module only: other tests kill loads,
+    and a killed load keeps its slot on Prefect 2)."""
+    set_load_limits(LOAD_LIMIT)
     yield
     for limit in ("postgres-loads", "bigquery-loads"):
         run(str(BIN / "prefect"), "gcl", "update", limit, "--disable")
+
+
+@pytest.fixture(scope="module")
+def month_deployment():
+    """etl-month/backfill-month on queue `default`, for the agents (Prefect 2)."""
+    run(str(BIN / "python"), str(REPO / "deployments" / "backfill_deploy.py"), "--data-dir",
+        os.environ["NYC_TLC_DATA_DIR"], cwd=Path("/"))
 
 
 def backfill(*args: str) -> str:
@@ -111,6 +118,8 @@ def test_a_republished_month_is_loaded_again_and_only_that_one(tmp_path):
     assert postgres_counts("fhv_tripdata")["fhv_tripdata_2019-06.csv.gz"] == MIRROR_ROWS
 
 
+@pytest.mark.prefect2
+@pytest.mark.usefixtures("month_deployment")
 def test_two_agents_split_a_six_month_backfill_and_run_each_month_once(tmp_path):
     months = files("fhv", 2021, range(1, 7))
     with running_agent(tmp_path / "a.log", "--limit", "1") as log_a, \
@@ -131,6 +140,8 @@ def test_two_agents_split_a_six_month_backfill_and_run_each_month_once(tmp_path)
     assert {f: counts.get(f) for f in months} == dict.fromkeys(months, MIRROR_ROWS)
 
 
+@pytest.mark.prefect2
+@pytest.mark.usefixtures("month_deployment")
 def test_a_backfill_cut_short_by_a_killed_agent_is_finished_by_running_it_again(tmp_path):
     months = files("fhv", 2020, range(7, 13))
     args = ["--start", "2020-07", "--end", "2020-12", "--colors", "fhv", "--destinations", "lake", "postgres",

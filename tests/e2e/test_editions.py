@@ -9,13 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
 from etl_gcs_to_bq import etl_gcs_to_bq
 from etl_web_to_gcs import etl_web_to_gcs
 from etl_web_to_postgres import etl_web_to_postgres
 from faults import FaultServer
-from helpers import api, bq_client, bq_counts, bucket, postgres_connection, postgres_counts, read_object
+from helpers import bq_client, bq_counts, bucket, postgres_connection, postgres_counts, read_object, run_logs
 from nyctaxi import lake
 
 TABLE = "t_editions"
@@ -33,12 +32,6 @@ def recorded_rows(table: str, source_file: str) -> int:
     with postgres_connection() as conn, conn.cursor() as cur:
         cur.execute("SELECT rows FROM nyc_tlc_loads WHERE table_name = %s AND source_file = %s", (table, source_file))
         return cur.fetchone()[0]
-
-
-def run_logs(state) -> str:
-    flow_run_id = state.state_details.flow_run_id
-    logs = api(lambda c: c.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))))
-    return "\n".join(entry.message for entry in logs)
 
 
 def staged_files(data_dir: Path) -> list[Path]:
@@ -102,7 +95,7 @@ def test_a_corrected_edition_at_the_same_url_is_fetched_afresh_and_loaded(server
     server.publish(color, year, month, rows=2990)  # a few rows fewer: a correction, not a broken file
     state = etl_web_to_gcs(year=year, month=month, color=color, return_state=True)
     assert state.is_completed(), state.message
-    assert "was republished since it was cached: downloading the new edition" in run_logs(state)
+    assert "was republished since it was cached: downloading the new edition" in "\n".join(run_logs(state.state_details.flow_run_id))
     assert server.requests[path] == 3
     assert lake_rows(data_dir, color, year, month) == object_rows(color, year, month) == 2990
     etl_web_to_postgres(year=year, month=month, color=color, table=TABLE)
@@ -139,7 +132,7 @@ def test_an_unreachable_server_during_the_check_falls_back_to_the_cached_downloa
             etl_web_to_gcs(year=year, month=month, color=color)
     state = etl_web_to_gcs(year=year, month=month, color=color, return_state=True)  # the server is gone
     assert state.is_completed(), state.message
-    assert f"could not ask whether {url} changed" in run_logs(state)
+    assert f"could not ask whether {url} changed" in "\n".join(run_logs(state.state_details.flow_run_id))
     assert object_rows(color, year, month) == 3000
 
 

@@ -1,6 +1,7 @@
 """A failed flow run ends Failed, says why, and can alert someone through a webhook."""
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -17,6 +18,7 @@ from stack.services import PrefectServer, free_port
 from etl_web_to_gcs import etl_web_to_gcs
 from faults import FaultServer
 from helpers import BIN, REPO, api, run
+from nyctaxi.runtime import HEARTBEAT_S, SILENCE_S, stop_alerts
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -39,14 +41,7 @@ def webhook():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/hook", _Hook.received
     server.shutdown()
-
-    async def remove_policies(client):  # later failures in the session should alert nobody
-        from prefect.client.schemas.filters import FlowRunNotificationPolicyFilter
-
-        for policy in await client.read_flow_run_notification_policies(FlowRunNotificationPolicyFilter()):
-            await client.delete_flow_run_notification_policy(policy.id)
-
-    api(remove_policies)
+    asyncio.run(stop_alerts())  # later failures in the session should alert nobody
 
 
 def test_a_failed_run_is_failed_says_why_and_posts_to_the_webhook(webhook, tmp_path, monkeypatch):
@@ -70,6 +65,7 @@ def test_a_failed_run_is_failed_says_why_and_posts_to_the_webhook(webhook, tmp_p
     assert "etl-web-to-gcs" in alert["text"]
 
 
+@pytest.mark.prefect2  # Prefect 3 keeps the flow waiting for its server; its heartbeats answer this (below)
 def test_a_run_whose_prefect_server_died_ends_crashed_when_the_server_starts_again_and_alerts(webhook, tmp_path,
                                                                                           request):
     """The Prefect server is killed while a flow runs; the flow's process dies at its next call to the
@@ -119,6 +115,52 @@ def test_a_run_whose_prefect_server_died_ends_crashed_when_the_server_starts_aga
         assert "Crashed" in alert["text"]
     finally:
         ctl.stop(server, root)
+
+
+@pytest.mark.prefect3
+def test_a_run_whose_process_is_killed_ends_crashed_on_its_own_and_alerts(webhook, tmp_path):
+    """Prefect 3: the flow's heartbeats stop with its process; the stack's automation marks the run
+    Crashed once they have been missing for a while, with no restart of anything, and that alerts."""
+    url, received = webhook
+    run(str(BIN / "python"), str(REPO / "blocks" / "make_notification_block.py"), "--url", url)
+    env = {**os.environ, "NYC_TLC_DATA_DIR": str(tmp_path / "data")}
+    assert env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == str(HEARTBEAT_S)  # from the stack's env
+    with FaultServer(tmp_path / "release", slow_s=60) as release:
+        release.script("yellow", 2019, 5, "slow")
+        flow = subprocess.Popen([sys.executable, str(REPO / "flows" / "etl_web_to_gcs.py"), "--year", "2019",
+                                 "--month", "5"], env={**env, "NYC_TLC_BASE_URL": release.base_url},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            flow_run = wait_for_running_run_of(flow)
+            flow.kill()  # the machine goes away: no hook runs, nothing reports
+            flow.wait()
+        finally:
+            if flow.poll() is None:
+                flow.kill()
+                flow.wait()
+    killed_at = time.monotonic()
+    deadline = killed_at + SILENCE_S + 3 * HEARTBEAT_S + 60
+    while (state := api(lambda c: c.read_flow_run(flow_run.id)).state).type.value == "RUNNING":
+        assert time.monotonic() < deadline, "the run stayed Running"
+        time.sleep(2)
+    assert state.type.value == "CRASHED"
+    assert "no heartbeat" in state.message
+    while time.monotonic() < deadline and not any(flow_run.name in m.get("text", "") for m in received):
+        time.sleep(1)
+    [alert] = [m for m in received if flow_run.name in m.get("text", "")]
+    assert "Crashed" in alert["text"] and "no heartbeat" in alert["text"]
+
+
+def wait_for_running_run_of(flow: subprocess.Popen, timeout_s: float = 60):
+    """The Running flow run of the process ``flow`` (its pid is the run's infrastructure_pid)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        runs = api(lambda c: c.read_flow_runs())
+        mine = [r for r in runs if r.state and r.state.is_running() and (r.infrastructure_pid or "").endswith(f":{flow.pid}")]
+        if mine:
+            return mine[0]
+        assert time.monotonic() < deadline and flow.poll() is None, "the flow never ran"
+        time.sleep(0.5)
 
 
 def call(api_url: str, path: str, body: dict | None = None):

@@ -5,15 +5,16 @@ nothing behind: no file under the data root, no object in the bucket."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, LogFilter, LogFilterFlowRunId
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from etl_web_to_gcs import etl_web_to_gcs
 from faults import FaultServer
-from helpers import MIRROR_ROWS, api, object_exists, read_object
+from helpers import MIRROR_ROWS, api, object_exists, read_object, run_logs
 from parameterized_flow import etl_parent_flow
 
 
@@ -21,21 +22,15 @@ def files_under(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
 
 
-def run_logs(state) -> str:
-    """Every log line of a flow run and its task runs, as the UI shows them."""
-    flow_run_id = state.state_details.flow_run_id
-    logs = api(lambda c: c.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))))
-    return "\n".join(entry.message for entry in logs)
-
-
 def test_503_twice_then_200_succeeds_and_the_retries_show_in_the_log(server, data_dir):
     url = server.script("yellow", 2020, 3, "503", "503")
     state = etl_web_to_gcs(year=2020, month=3, color="yellow", return_state=True)
     assert state.is_completed(), state.message
     assert server.requests[url.removeprefix(server.base_url)] == 3
-    logs = run_logs(state)
+    logs = "\n".join(run_logs(state.state_details.flow_run_id))
     assert logs.count(f"download of {url} failed: the server answered HTTP 503") == 2
-    assert "AwaitingRetry" in logs
+    # Each retry is announced: Prefect 2 proposes AwaitingRetry, Prefect 3 says when the retry starts.
+    assert len(re.findall(r"'AwaitingRetry'|- Retry \d/\d will start", logs)) == 2
     assert read_object("data/yellow/yellow_tripdata_2020-03.parquet").metadata.num_rows == MIRROR_ROWS
 
 

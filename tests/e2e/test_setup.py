@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from stack import ctl
-from stack.services import PrefectServer, free_port
+from stack.services import PrefectServer, client_env, free_port
 
-from helpers import REPO
+from helpers import PREFECT_MAJOR, REPO
 
 
 def run_script(script: str, env: dict, cwd: Path, *args: str) -> subprocess.CompletedProcess:
@@ -59,8 +59,9 @@ def test_a_missing_block_is_named_with_the_script_that_makes_it(shell, server, t
     prefect, root, port = PrefectServer(), tmp_path / "empty-prefect", free_port()
     ctl.start(prefect, port, root)  # a Prefect server that has no blocks
     api = f"http://127.0.0.1:{port}/api"
-    try:
-        result = run_script("flows/etl_gcs_to_bq.py", {**shell, "PREFECT_API_URL": api}, REPO, "--months", "3")
+    try:  # the server's address (and on Prefect 3 its credentials), as its env file would give them
+        result = run_script("flows/etl_gcs_to_bq.py", {**shell, **client_env(prefect.exports(root, port))}, REPO,
+                            "--months", "3")
     finally:
         ctl.stop(prefect, root)
     assert result.returncode == 2
@@ -84,7 +85,7 @@ def test_make_sql_opens_psql_on_the_stack_s_postgres_as_the_flows_role():
     password = (Path(os.environ["POSTGRES_PASSWORD_FILE"])).read_text().strip()
 
     def make_sql(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run(["make", "-s", "sql", *args], cwd=REPO, env=dict(os.environ), input=stdin,
+        return subprocess.run(["make", "-s", "sql", f"PREFECT={PREFECT_MAJOR}", *args], cwd=REPO, env=dict(os.environ), input=stdin,
                               capture_output=True, text=True, timeout=60)
 
     one = make_sql("SQL=select current_user, current_database()")

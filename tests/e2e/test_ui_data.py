@@ -24,7 +24,7 @@ from prefect.client.schemas.filters import (
 
 from etl_backfill import etl_backfill
 from etl_web_to_gcs import etl_web_to_gcs
-from helpers import ARTIFACTS, MIRROR_ROWS, api, browser_page, needs_chromium
+from helpers import ARTIFACTS, MIRROR_ROWS, api, browser_page, needs_chromium, run_logs
 from parameterized_flow import etl_parent_flow
 
 
@@ -35,18 +35,17 @@ def artifacts_of(run_id) -> dict[str, object]:
     return {a.key or a.description: a for a in found if a.type in ("markdown", "table")}
 
 
+def cell(page, text: str):
+    """The table cells that read ``text``: by their text, as Prefect 3's UI wraps each one in an article."""
+    return page.get_by_role("cell").filter(has_text=re.compile(f"^{re.escape(text)}$"))
+
+
 def children_of(run_id) -> dict[str, object]:
     """The subflow runs of a flow run, by ``{year}-{MM}`` of their parameters (else by name)."""
     runs = api(lambda c: c.read_flow_runs(flow_run_filter=FlowRunFilter(
         parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run_id]))))
     return {f"{r.parameters['year']}-{r.parameters['month']:02}" if "month" in r.parameters else r.name: r
             for r in runs}
-
-
-def logs_of(run_id) -> list[str]:
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-
-    return [log.message for log in api(lambda c: c.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id]))))]
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +66,7 @@ def test_the_parent_flow_leaves_an_overview_of_its_months(parent_run):
     assert overview.type == "table"
     assert json.loads(overview.data) == [
         {"month": f"2020-{m:02}", "lake": f"{MIRROR_ROWS:,}", "state": "Completed"} for m in (3, 4)]
-    logs = logs_of(parent_run)
+    logs = run_logs(parent_run)
     assert "2020-03: Completed (1 of 2 months finished)" in logs and "2020-04: Completed (2 of 2 months finished)" in logs
 
 
@@ -89,7 +88,7 @@ def test_each_month_leaves_its_profile_and_a_picture_of_its_trips_per_day(parent
         trips = sum(int(re.search(r": ([\d,]+) trips", b[0].text)[1].replace(",", "")) for b in bars)
         assert f"{trips:,} trips with a pickup in {month}" in picture and 0.9 * MIRROR_ROWS < trips <= MIRROR_ROWS
 
-        logs = logs_of(child.id)
+        logs = run_logs(child.id)
         assert not any(log.startswith("first rows") for log in logs)  # the profile replaced that block
         assert any(log.startswith(f"profile: {MIRROR_ROWS:,} rows; pickups outside {month}:") for log in logs)
 
@@ -129,7 +128,7 @@ def test_the_backfill_leaves_an_overview_of_months_and_destinations(data_dir, ru
     assert json.loads(overview.data) == [
         {"month": f"green 2020-{m:02}", "lake": f"{MIRROR_ROWS:,}", "postgres": f"{MIRROR_ROWS:,}",
          "state": "Completed"} for m in (first, first + 1)]
-    logs = logs_of(run_id) + [log for child in children_of(run_id).values() for log in logs_of(child.id)]
+    logs = run_logs(run_id) + [log for child in children_of(run_id).values() for log in run_logs(child.id)]
     assert sum(re.fullmatch(r"green 2020-\d\d: Completed \(\d of 2 months finished\)", log) is not None
                for log in logs) == 2
 
@@ -149,13 +148,13 @@ def test_the_ui_shows_the_overview_the_profile_and_the_picture(parent_run):
 
         page.goto(f"{ui}/artifacts/artifact/{overview.id}", wait_until="networkidle")
         for month in ("2020-03", "2020-04"):
-            expect(page.get_by_role("cell", name=month)).to_be_visible()
-        expect(page.get_by_role("cell", name="Completed").first).to_be_visible()
+            expect(cell(page, month)).to_be_visible()
+        expect(cell(page, "Completed").first).to_be_visible()
         page.screenshot(path=ARTIFACTS / "ui-overview.png", full_page=True)
 
         page.goto(f"{ui}/artifacts/artifact/{artifacts['profile-green-2020-03'].id}", wait_until="networkidle")
         expect(page.get_by_role("heading", name="green 2020-03: data profile")).to_be_visible()
-        expect(page.get_by_role("cell", name="lpep_pickup_datetime")).to_be_visible()
+        expect(cell(page, "lpep_pickup_datetime")).to_be_visible()
         page.screenshot(path=ARTIFACTS / "ui-profile.png", full_page=True)
 
         page.goto(f"{ui}/artifacts/artifact/{artifacts['trips-per-day-green-2020-03'].id}",

@@ -1,5 +1,5 @@
-"""Deployments the modern way on Prefect 2.20: `prefect.yaml`, work pools and a worker, beside the
-course's agents (test_deployments.py)."""
+"""Deployments the modern way, on Prefect 2.20 and 3: `prefect.yaml`, work pools and a worker, beside the
+course's agents (test_deployments.py, Prefect 2 only)."""
 from __future__ import annotations
 
 import os
@@ -13,6 +13,7 @@ from helpers import (
     REPO,
     api,
     browser_page,
+    deploy_prefect_yaml,
     flow_run_id,
     flow_run_named,
     quick_run,
@@ -27,9 +28,7 @@ PREFECT = str(Path(sys.executable).parent / "prefect")
 
 
 def test_prefect_deploy_all_then_a_process_worker_runs_the_parent_flow(tmp_path):
-    for kind, pool in (("process", "local-process"), ("docker", "docker-pool")):
-        run(PREFECT, "work-pool", "create", "-t", kind, pool, "--overwrite")
-    run(PREFECT, "--no-prompt", "deploy", "--all", cwd=REPO)
+    deploy_prefect_yaml()
 
     names = ["etl-parent-flow/local-process", "etl-parent-flow/nightly", "etl-month/backfill-month-worker",
              "etl-parent-flow/docker-zoom"]
@@ -42,13 +41,13 @@ def test_prefect_deploy_all_then_a_process_worker_runs_the_parent_flow(tmp_path)
     assert local.work_pool_name == "local-process" and local.entrypoint == "flows/parameterized_flow.py:etl_parent_flow"
     # The worker changes into this checkout, and runs its code from there.
     assert local.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": str(REPO)}}]
-    assert local.infra_overrides == {"env": ARROW_ALLOCATOR_ENV}
+    assert local.job_variables == {"env": ARROW_ALLOCATOR_ENV}
     [schedule] = deployments["etl-parent-flow/nightly"].schedules
     assert (schedule.schedule.cron, schedule.schedule.timezone, schedule.active) == ("0 0 * * *", "UTC", True)
     assert deployments["etl-month/backfill-month-worker"].entrypoint == "flows/etl_month.py:etl_month"
     docker = deployments["etl-parent-flow/docker-zoom"]
     assert docker.work_pool_name == "docker-pool"
-    assert docker.infra_overrides["image"] == "dezoomcamp/prefect:zoom"
+    assert docker.job_variables["image"] == "dezoomcamp/prefect:zoom"
     assert docker.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": "/opt/prefect"}}]
 
     with running_worker(tmp_path / "worker.log", "local-process") as log:
