@@ -60,8 +60,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--course-pg-repeat", type=int, default=1,
                         help="repetitions of the course's to_sql (about 100 s each; 0 leaves it out)")
-    parser.add_argument("--only", choices=["steps", "parent", "backfill"], default=None,
-                        help="only the single-month steps (1-4), the parent flow (5) or the backfill (6)")
+    parser.add_argument("--only", choices=["steps", "parent", "backfill", "runtimes"], default=None,
+                        help="only the single-month steps (1-4), the parent flow (5), the backfill (6) or "
+                             "Prefect 2.20 beside 3.9 (7)")
     args = parser.parse_args()
 
     from stack import ctl
@@ -78,6 +79,8 @@ def main() -> None:
             rows += parent_flow_modes(work)
         if args.only in (None, "backfill"):
             rows += backfill_modes(work)
+        if args.only in (None, "runtimes"):
+            rows += runtime_rows(work)
     finally:
         ctl.down()
         shutil.rmtree(work, ignore_errors=True)
@@ -93,7 +96,7 @@ def _with_earlier(rows: list[Row]) -> list[Row]:
         return rows
     fresh = {r.step for r in rows}
     earlier = [Row(**r) for r in json.loads(latest.read_text())["rows"] if r["step"] not in fresh]
-    order = ["csv.gz", "month ->", "flow process", "etl_parent_flow", "backfill"]
+    order = ["csv.gz", "month ->", "flow process", "etl_parent_flow", "backfill", "Prefect"]
     rank = lambda r: next((i for i, prefix in enumerate(order) if r.step.startswith(prefix)), len(order))  # noqa: E731
     return sorted(earlier + rows, key=rank)
 
@@ -172,13 +175,14 @@ def single_month_steps(args: argparse.Namespace, work: Path) -> list[Row]:
 
 
 PARENT_MONTHS = [str(m) for m in range(1, 13)]  # green 2020: 12 small months (88 k to 450 k rows)
+PARENT_STEP = "etl_parent_flow, 12 small months (green 2020) -> lake"
 
 
 def parent_flow_modes(work: Path) -> list[Row]:
     """5: etl_parent_flow over 12 small months, subflows one after another vs all at once, and what
     each subflow costs on top of the plain functions doing the same work."""
     _ask_mirror([f"green/green_tripdata_2020-{int(m):02}.csv.gz" for m in PARENT_MONTHS])
-    step = "etl_parent_flow, 12 small months (green 2020) -> lake"
+    step = PARENT_STEP
     cmd = [PY, str(REPO / "flows" / "parameterized_flow.py"), "--year", "2020", "--color", "green",
            "--months", *PARENT_MONTHS]
     fresh = lambda: _forget_downloads(work)  # noqa: E731
@@ -193,9 +197,9 @@ def parent_flow_modes(work: Path) -> list[Row]:
     return [plain, sequential, concurrent, overhead]
 
 
-def _forget_downloads(work: Path) -> None:
+def _forget_downloads(work: Path, data: str = "data") -> None:
     """Remove the downloads, so that the next run fetches (no cached result of fetch)."""
-    shutil.rmtree(work / "data" / "raw", ignore_errors=True)
+    shutil.rmtree(work / data / "raw", ignore_errors=True)
 
 
 def _ask_mirror(paths: list[str]) -> None:
@@ -280,6 +284,166 @@ def _stop_agent(process: subprocess.Popen, rss: Path) -> float:
         except subprocess.TimeoutExpired:
             continue
     return int(rss.read_text()) / 1024 if rss.exists() else float("nan")
+
+
+# --- 7. Prefect 2.20 beside 3.9 ------------------------------------------------------------------
+PY3 = str(REPO / ".venv-prefect3" / "bin" / "python")  # make bench installs it (make venv PREFECT=3)
+DEPLOYMENT_RUNS = 3
+
+
+def runtime_rows(work: Path) -> list[Row]:
+    """7: the same flows on Prefect 2.20 (this venv, this stack) and 3.9 (.venv-prefect3, a stack of
+    its own, the months from this stack's mirror): what a subflow costs, what a deployment run costs
+    before its flow starts (agent vs worker), and a whole flow's peak RSS, fresh and cached download."""
+    from nyctaxi.resources import PROCESS_POOL
+
+    _ask_mirror([f"green/green_tripdata_2020-{int(m):02}.csv.gz" for m in PARENT_MONTHS]
+                + ["yellow/yellow_tripdata_2019-03.csv.gz"])
+    runtimes = [(_prefect_version(PY), PY, dict(os.environ), "data"), (_prefect_version(PY3), PY3,
+                                                                        _start_stack3(work), "data-prefect3")]
+    rows: list[Row] = []
+    try:
+        plain = Row(f"Prefect: {PARENT_STEP}", "plain functions, one after another (no Prefect)",
+                    *measure([*CASES, "lake_months", "color=green", "year=2020", f"months={','.join(PARENT_MONTHS)}",
+                              f"out={work / 'plain'}"], 3, before=lambda: _forget_downloads(work)), 3)
+        rows.append(plain)
+        for version, py, env, data in runtimes:
+            fresh = lambda data=data: _forget_downloads(work, data)  # noqa: E731
+            cmd = [py, str(REPO / "flows" / "parameterized_flow.py"), "--year", "2020", "--color", "green",
+                   "--months", *PARENT_MONTHS]
+            subflows = Row(f"Prefect: {PARENT_STEP}", f"Prefect {version}: a subflow per month",
+                           *measure(cmd, 3, env, before=fresh), 3)
+            rows += [subflows, Row(f"Prefect: {PARENT_STEP}", f"Prefect {version}: cost per subflow "
+                                   "((subflows - plain) / 12; goal <= 0.5)",
+                                   (subflows.seconds - plain.seconds) / len(PARENT_MONTHS), float("nan"), 3)]
+        for version, py, env, data in runtimes:
+            for how, cached in (("fresh", False), ("cached", True)):
+                cmd = [py, str(REPO / "flows" / "etl_web_to_gcs.py"), "--year", "2019", "--month", "3"]
+                rows.append(Row(f"Prefect: flow process, 7.83 M rows ({how} download; goal <= 300 MB)",
+                                f"Prefect {version}: etl_web_to_gcs",
+                                *measure(cmd, 3, env, before=None if cached else (
+                                    lambda data=data: _forget_downloads(work, data))), 3))
+        launchers = [(runtimes[0], "agent", "process-flow"), (runtimes[0], "process worker", PROCESS_POOL),
+                     (runtimes[1], "process worker", PROCESS_POOL)]
+        for (version, py, env, data), launcher, deployment in launchers:
+            starts, cpus = _deployment_runs(py, env, launcher, deployment, work / data)
+            step = "Prefect: a deployment run of the parent flow (green 2020-01), before its flow begins"
+            rows += [Row(step, f"Prefect {version}, {launcher}: Pending -> Running (s)",
+                         statistics.median(starts), float("nan"), DEPLOYMENT_RUNS),
+                     Row(step, f"Prefect {version}, {launcher}: CPU of the run's process by then (s)",
+                         statistics.median(cpus), float("nan"), DEPLOYMENT_RUNS)]
+    finally:
+        subprocess.run([PY3, "-m", "stack.ctl", "down"], env=runtimes[1][2], stdout=subprocess.DEVNULL)
+    return rows
+
+
+def _prefect_version(py: str) -> str:
+    return subprocess.run([py, "-c", "from importlib.metadata import version; print(version('prefect'))"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def _start_stack3(work: Path) -> dict[str, str]:
+    """A Prefect 3.9 stack beside this one; its flows read this stack's mirror (full-size months)."""
+    from stack import ctl
+
+    env = {**os.environ, "STACK_DIR": str(work / "stack-prefect3"), "NYC_TLC_MIRROR_ROWS": "1000"}
+    subprocess.run([PY3, "-m", "stack.ctl", "up"], env=env, check=True, stdout=subprocess.DEVNULL)
+    return {**env, **ctl.read_env(work / "stack-prefect3" / "env"), "NYC_TLC_BASE_URL": os.environ["NYC_TLC_BASE_URL"],
+            "NYC_TLC_DATA_DIR": str(work / "data-prefect3")}
+
+
+def _deployment_runs(py: str, env: dict[str, str], launcher: str, deployment: str,
+                     data: Path) -> tuple[list[float], list[float]]:
+    """Run ``etl-parent-flow/<deployment>`` for green 2020-01 DEPLOYMENT_RUNS times through an agent
+    or a process worker; per run, the seconds from Pending (the launcher took it) to Running (the flow
+    began), and the CPU seconds the run's process had spent when it began (sampled every 0.1 s)."""
+    import re
+
+    from nyctaxi.resources import PROCESS_POOL, WORK_QUEUE
+
+    prefect = str(Path(py).parent / "prefect")
+    quiet = {"env": env, "check": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    if launcher == "agent":
+        subprocess.run([py, str(REPO / "deployments" / "process_deploy.py"), "--data-dir", str(data)], **quiet)
+        args, poll = ["agent", "start", "-q", WORK_QUEUE], {"PREFECT_AGENT_QUERY_INTERVAL": "1"}
+    else:
+        subprocess.run([prefect, "work-pool", "create", "-t", "process", PROCESS_POOL, "--overwrite"], **quiet)
+        subprocess.run([prefect, "--no-prompt", "deploy", "-n", deployment], cwd=REPO, **quiet)
+        args, poll = ["worker", "start", "-p", PROCESS_POOL], {"PREFECT_WORKER_QUERY_SECONDS": "1"}
+    process = subprocess.Popen([prefect, *args], env={**env, **poll}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    api = _rest(env)
+    starts, cpus = [], []
+    try:
+        for _ in range(DEPLOYMENT_RUNS):
+            out = subprocess.run([prefect, "deployment", "run", f"etl-parent-flow/{deployment}", "-p", "months=[1]",
+                                  "-p", "year=2020", "-p", "color=green"],
+                                 env=env, capture_output=True, text=True, check=True).stdout
+            run_id = re.search(r"UUID: ([0-9a-f-]{36})", out).group(1)
+            deadline = time.monotonic() + 180
+            cpu = float("nan")  # the flow began before the first look: not measured
+            while api(f"/flow_runs/{run_id}")["state_type"] in ("SCHEDULED", "PENDING"):
+                cpu = _descendants_cpu(process.pid)  # the run's process, until its flow begins
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"flow run {run_id} did not start")
+                time.sleep(0.1)
+            cpus.append(cpu)
+            states = _final_states(api, run_id)
+            starts.append(states["RUNNING"] - states["PENDING"])
+    finally:
+        import signal
+
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return starts, cpus
+
+
+def _descendants_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of the live processes under ``pid``, not counting ``pid``."""
+    total = 0.0
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        try:
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") + _descendants_cpu(int(child))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def _rest(env: dict[str, str]):
+    """GET on the Prefect REST API of ``env`` (Prefect 3's with its basic auth): one client for both
+    servers."""
+    import base64
+    import urllib.request
+
+    auth = env.get("PREFECT_API_AUTH_STRING")
+    headers = {"Authorization": "Basic " + base64.b64encode(auth.encode()).decode()} if auth else {}
+
+    def get(path: str):
+        request = urllib.request.Request(env["PREFECT_API_URL"] + path, headers=headers)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read())
+
+    return get
+
+
+def _final_states(api, run_id: str, timeout_s: float = 300) -> dict[str, float]:
+    """When the flow run entered each state (epoch seconds), once it has Completed."""
+    from datetime import datetime
+
+    deadline = time.monotonic() + timeout_s
+    while (state := api(f"/flow_runs/{run_id}")["state_type"]) not in ("COMPLETED", "FAILED", "CRASHED"):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"flow run {run_id} did not finish in {timeout_s} s")
+        time.sleep(0.5)
+    states = api(f"/flow_run_states/?flow_run_id={run_id}")
+    if state != "COMPLETED":
+        raise SystemExit(f"flow run {run_id} did not complete: {states[-1]}")
+    return {s["type"]: datetime.fromisoformat(s["timestamp"].replace("Z", "+00:00")).timestamp() for s in states}
 
 
 def _plain_table_sql() -> str:

@@ -130,12 +130,13 @@ def run(*cmd: str, cwd: Path = REPO, env: dict | None = None) -> str:
     return result.stdout + result.stderr
 
 
-def deploy_prefect_yaml() -> str:
-    """prefect.yaml's work pools, then ``prefect deploy --all`` from the checkout; the output."""
+def deploy_prefect_yaml(*docker_pool_args: str) -> str:
+    """prefect.yaml's work pools (the docker pool for the local stack, with ``docker_pool_args``), then
+    ``prefect deploy --all`` from the checkout; the output."""
     prefect = str(BIN / "prefect")
-    out = [run(prefect, "work-pool", "create", "-t", kind, pool, "--overwrite")
-           for kind, pool in (("process", "local-process"), ("docker", "docker-pool"))]
-    return "".join(out) + run(prefect, "--no-prompt", "deploy", "--all", cwd=REPO)
+    return (run(prefect, "work-pool", "create", "-t", "process", "local-process", "--overwrite")
+            + run(str(BIN / "python"), str(REPO / "blocks" / "make_docker_pool.py"), "--local", *docker_pool_args)
+            + run(prefect, "--no-prompt", "deploy", "--all", cwd=REPO))
 
 
 def api(fn):

@@ -67,6 +67,9 @@ POSTGRES_LOADS = "postgres-loads"
 BIGQUERY_LOADS = "bigquery-loads"
 WORK_QUEUE = "default"
 MONTH_DEPLOYMENT = "etl-month/backfill-month"
+# The work pools of prefect.yaml (which spells them too: YAML imports nothing).
+PROCESS_POOL = "local-process"
+DOCKER_POOL = "docker-pool"                # made by blocks/make_docker_pool.py
 
 
 # --- environment variables -------------------------------------------------------------------
@@ -119,6 +122,34 @@ ENVIRONMENT: dict[str, Variable] = {
     "PREFECT_API_AUTH_STRING": Variable(None, "Prefect 3: the API's basic-auth user:password (the local "
                                         "stack's env file reads it from the stack's prefect-api-auth)"),
 }
+
+# Arrow's allocator, mimalloc, keeps freed memory committed for reuse, per thread; with the
+# background threads of the CSV and parquet readers it held far more than Arrow ever had
+# allocated at once. These options make it return freed memory at once (the conversion's peak
+# and cost: bench/README.md).
+ARROW_ALLOCATOR_ENV = {name: ENVIRONMENT[name].default for name in ("MIMALLOC_PURGE_DELAY",
+                                                                     "MIMALLOC_ARENA_EAGER_COMMIT")}
+
+# --- the flows' container: the `zoom` DockerContainer block (agents), the docker work pool (workers) --
+CONTAINER_ADC = "/opt/prefect/.config/adc.json"
+# What the flows read from the environment on the local stack (no secrets among them).
+CONTAINER_LOCAL_ENV = ("STORAGE_EMULATOR_HOST", "BIGQUERY_EMULATOR_HOST", "NYC_TLC_BASE_URL", "GOOGLE_CLOUD_PROJECT",
+                       "NO_GCE_CHECK")
+
+
+def container_settings(local: bool) -> tuple[dict[str, str], list[str]]:
+    """The environment and volumes of a container that runs the flows. An agent or worker passes its
+    Prefect settings in; its PREFECT_HOME is a path on the host, so the container gets its own (the
+    cached tasks' results are kept there). With ``local``: the local stack's addresses (from this
+    shell's environment) and its offline credentials file, mounted read-only."""
+    env = {"PREFECT_HOME": "/opt/prefect/.prefect", **ARROW_ALLOCATOR_ENV}
+    if not local:
+        return env, []
+    if not os.environ.get("STORAGE_EMULATOR_HOST"):
+        raise SystemExit("--local needs the local stack's environment: run `make stack` and `source .stack/env` first")
+    env.update({k: os.environ[k] for k in CONTAINER_LOCAL_ENV if os.environ.get(k)})
+    env["GOOGLE_APPLICATION_CREDENTIALS"] = CONTAINER_ADC
+    return env, [f"{os.environ['GOOGLE_APPLICATION_CREDENTIALS']}:{CONTAINER_ADC}:ro"]
 
 
 def setting(name: str) -> str | None:

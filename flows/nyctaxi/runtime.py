@@ -28,9 +28,9 @@ def final_state(future, timeout: float | None = None):
 # Prefect 2 sends a notification block through a flow-run notification policy; Prefect 3 removed
 # the policies for automations. Both say the same thing.
 ALERT_STATES = ["Failed", "Crashed"]
-ALERT_SUBJECT = "Prefect flow run {state}"
 POLICY_MESSAGE = ("Flow run {flow_run_name} of flow {flow_name} entered state {flow_run_state_name}: "
                   "{flow_run_state_message}\n{flow_run_url}")
+AUTOMATION_SUBJECT = "Prefect flow run {{ flow_run.name }}: {{ flow_run.state.name }}"
 AUTOMATION_BODY = ("Flow run {{ flow_run.name }} of flow {{ flow.name }} entered state {{ flow_run.state.name }}: "
                    "{{ flow_run.state.message }}\n{{ flow_run|ui_url }}")
 # Prefect 3's flows send a heartbeat every PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds (the stack sets
@@ -75,7 +75,7 @@ async def alert_on_failure(block_document_id) -> None:
                                  expect={f"prefect.flow-run.{state}" for state in ALERT_STATES},
                                  posture=Posture.Reactive, threshold=1),
             actions=[SendNotification(block_document_id=block_document_id,
-                                      subject=ALERT_SUBJECT.format(state="{{ flow_run.state.name }}"),
+                                      subject=AUTOMATION_SUBJECT,
                                       body=AUTOMATION_BODY)]))
 
 

@@ -47,7 +47,9 @@ def test_prefect_deploy_all_then_a_process_worker_runs_the_parent_flow(tmp_path)
     assert deployments["etl-month/backfill-month-worker"].entrypoint == "flows/etl_month.py:etl_month"
     docker = deployments["etl-parent-flow/docker-zoom"]
     assert docker.work_pool_name == "docker-pool"
-    assert docker.job_variables["image"] == "dezoomcamp/prefect:zoom"
+    defaults = api(lambda c: c.read_work_pool("docker-pool")).base_job_template["variables"]["properties"]
+    assert (defaults["image"]["default"], defaults["network_mode"]["default"]) == ("dezoomcamp/prefect:zoom", "host")
+    assert defaults["env"]["default"]["STORAGE_EMULATOR_HOST"] == os.environ["STORAGE_EMULATOR_HOST"]
     assert docker.pull_steps == [{"prefect.deployments.steps.set_working_directory": {"directory": "/opt/prefect"}}]
 
     with running_worker(tmp_path / "worker.log", "local-process") as log:
