@@ -13,10 +13,10 @@ updates the pool; a deployment's own job variables override these defaults.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 
-from nyctaxi.resources import DOCKER_POOL, ENVIRONMENT, container_settings, setting
+from make_docker_block import container_args  # this folder's: the same container options
+from nyctaxi.resources import DOCKER_POOL
 
 
 def base_job_template(image: str, pull: str, env: dict[str, str], volumes: list[str]) -> dict:
@@ -47,14 +47,7 @@ async def save_pool(template: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--image", default=setting("ZOOM_IMAGE"),
-                        help=f"image name (env ZOOM_IMAGE, default {ENVIRONMENT['ZOOM_IMAGE'].default})")
-    parser.add_argument("--pull", default="IfNotPresent", choices=["Always", "IfNotPresent", "Never"],
-                        help="image pull policy (Never for an image built on this machine)")
-    parser.add_argument("--local", action="store_true", help="pass the local stack's environment into the container")
-    args = parser.parse_args()
-    env, volumes = container_settings(args.local)
+    args, env, volumes = container_args(__doc__, ["IfNotPresent", "Always", "Never"])
     done = asyncio.run(save_pool(base_job_template(args.image, args.pull, env, volumes)))
     print(f"{done} work pool {DOCKER_POOL!r} (docker; image {args.image}, pull {args.pull})")
 

@@ -96,8 +96,8 @@ async def stop_alerts() -> None:
 
 
 async def crash_silent_runs() -> None:
-    """Prefect 3: an automation that sets Crashed a flow run whose heartbeats stopped (its process
-    died, or its machine) for SILENCE_S seconds. Prefect 2 has no heartbeats: the stack marks such
+    """Prefect 3: an automation that sets Crashed a flow run that has been Running for SILENCE_S
+    seconds without a heartbeat (its process died, or its machine). Prefect 2 has no heartbeats: the stack marks such
     runs when its server starts (``stack/crashed_runs.py``)."""
     if PREFECT_MAJOR < 3:
         return
@@ -114,7 +114,9 @@ async def crash_silent_runs() -> None:
             name=CRASH_SILENT_RUNS,
             trigger=EventTrigger(match={"prefect.resource.id": "prefect.flow-run.*"},
                                  for_each={"prefect.resource.id"},
-                                 after={"prefect.flow-run.heartbeat"},
+                                 # Armed by Running too (an event of the server's own): a run
+                                 # whose process died before its first heartbeat got out is caught.
+                                 after={"prefect.flow-run.Running", "prefect.flow-run.heartbeat"},
                                  expect={"prefect.flow-run.heartbeat", *ended},
                                  posture=Posture.Proactive, threshold=1, within=timedelta(seconds=SILENCE_S)),
             actions=[ChangeFlowRunState(state=StateType.CRASHED,

@@ -9,6 +9,8 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -80,25 +82,16 @@ def test_a_run_whose_prefect_server_died_ends_crashed_when_the_server_starts_aga
     run(str(BIN / "python"), str(REPO / "blocks" / "make_notification_block.py"), "--url", url, env=env)
     # The flow checks its block before it starts (cli.run): this server gets the stack's.
     run(str(BIN / "python"), str(REPO / "blocks" / "make_gcp_blocks.py"), "--local", env=env)
-    with FaultServer(tmp_path / "release", slow_s=30) as release:
-        release.script("yellow", 2019, 4, "slow")
-        flow = subprocess.Popen([sys.executable, str(REPO / "flows" / "etl_web_to_gcs.py"), "--year", "2019",
-                                 "--month", "4"], env={**env, "NYC_TLC_BASE_URL": release.base_url},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 60
-            while not (running := [r for r in call(api_url, "/flow_runs/filter", {})
-                                   if r["state_type"] == "RUNNING" and r["infrastructure_pid"]]):
-                assert time.monotonic() < deadline and flow.poll() is None, "the flow never ran"
-                time.sleep(0.5)
-            [flow_run] = running
-            assert flow_run["infrastructure_pid"].endswith(f":{flow.pid}")  # the run recorded its process
-            ctl.stop(server, root)  # the server goes away mid-run
-            assert flow.wait(timeout=120) != 0  # the flow dies when it next needs the API
-        finally:
-            if flow.poll() is None:
-                flow.kill()
-                flow.wait()
+    with slow_flow(tmp_path, env, month=4, slow_s=30) as flow:
+        deadline = time.monotonic() + 60
+        while not (running := [r for r in call(api_url, "/flow_runs/filter", {})
+                               if r["state_type"] == "RUNNING" and r["infrastructure_pid"]]):
+            assert time.monotonic() < deadline and flow.poll() is None, "the flow never ran"
+            time.sleep(0.5)
+        [flow_run] = running
+        assert flow_run["infrastructure_pid"].endswith(f":{flow.pid}")  # the run recorded its process
+        ctl.stop(server, root)  # the server goes away mid-run
+        assert flow.wait(timeout=120) != 0  # the flow dies when it next needs the API
 
     # The same port at once, though the server's last connections wait in TIME_WAIT: as `make stack` does.
     assert ctl.port_free(port)
@@ -125,19 +118,10 @@ def test_a_run_whose_process_is_killed_ends_crashed_on_its_own_and_alerts(webhoo
     run(str(BIN / "python"), str(REPO / "blocks" / "make_notification_block.py"), "--url", url)
     env = {**os.environ, "NYC_TLC_DATA_DIR": str(tmp_path / "data")}
     assert env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == str(HEARTBEAT_S)  # from the stack's env
-    with FaultServer(tmp_path / "release", slow_s=60) as release:
-        release.script("yellow", 2019, 5, "slow")
-        flow = subprocess.Popen([sys.executable, str(REPO / "flows" / "etl_web_to_gcs.py"), "--year", "2019",
-                                 "--month", "5"], env={**env, "NYC_TLC_BASE_URL": release.base_url},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            flow_run = wait_for_running_run_of(flow)
-            flow.kill()  # the machine goes away: no hook runs, nothing reports
-            flow.wait()
-        finally:
-            if flow.poll() is None:
-                flow.kill()
-                flow.wait()
+    with slow_flow(tmp_path, env, month=5, slow_s=60) as flow:
+        flow_run = wait_for_running_run_of(flow)
+        flow.kill()  # the machine goes away: no hook runs, nothing reports
+        flow.wait()
     killed_at = time.monotonic()
     deadline = killed_at + SILENCE_S + 3 * HEARTBEAT_S + 60
     while (state := api(lambda c: c.read_flow_run(flow_run.id)).state).type.value == "RUNNING":
@@ -149,6 +133,23 @@ def test_a_run_whose_process_is_killed_ends_crashed_on_its_own_and_alerts(webhoo
         time.sleep(1)
     [alert] = [m for m in received if flow_run.name in m.get("text", "")]
     assert "Crashed" in alert["text"] and "no heartbeat" in alert["text"]
+
+
+@contextmanager
+def slow_flow(tmp_path, env: dict[str, str], month: int, slow_s: float) -> Iterator[subprocess.Popen]:
+    """etl_web_to_gcs for yellow 2019-``month`` in a process of its own, its download held for
+    ``slow_s`` seconds by a release server of the test's; killed at the end if it still runs."""
+    with FaultServer(tmp_path / "release", slow_s=slow_s) as release:
+        release.script("yellow", 2019, month, "slow")
+        flow = subprocess.Popen([sys.executable, str(REPO / "flows" / "etl_web_to_gcs.py"), "--year", "2019",
+                                 "--month", str(month)], env={**env, "NYC_TLC_BASE_URL": release.base_url},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            yield flow
+        finally:
+            if flow.poll() is None:
+                flow.kill()
+                flow.wait()
 
 
 def wait_for_running_run_of(flow: subprocess.Popen, timeout_s: float = 60):
