@@ -86,4 +86,7 @@ bench: $(STAMP)
 	$(PY) bench/bench.py
 
 clean: stack-down
+	@# The other runtime's stack too, before its folder goes.
+	@if [ -x .venv-prefect3/bin/python ] && [ -d .stack-prefect3 ]; then \
+		STACK_DIR=$(CURDIR)/.stack-prefect3 .venv-prefect3/bin/python stack/ctl.py down; fi
 	rm -rf .stack .stack-prefect3 data
