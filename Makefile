@@ -83,6 +83,7 @@ lint: $(STAMP)
 ## The benchmark (not part of the tests): full-size months, on a private stack; about 45 minutes.
 bench: $(STAMP)
 	$(MAKE) venv PREFECT=3  # part 7 runs the same flows on Prefect 3.9 beside 2.20
+	$(PY) -m pip install -q -r requirements-bench.txt 2>&1 | $(QUIET_PIP)  # part 8's peers
 	$(PY) bench/bench.py
 
 clean: stack-down

@@ -60,9 +60,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--course-pg-repeat", type=int, default=1,
                         help="repetitions of the course's to_sql (about 100 s each; 0 leaves it out)")
-    parser.add_argument("--only", choices=["steps", "parent", "backfill", "runtimes"], default=None,
-                        help="only the single-month steps (1-4), the parent flow (5), the backfill (6) or "
-                             "Prefect 2.20 beside 3.9 (7)")
+    parser.add_argument("--only", choices=["steps", "parent", "backfill", "runtimes", "peers"], default=None,
+                        help="only the single-month steps (1-4), the parent flow (5), the backfill (6), "
+                             "Prefect 2.20 beside 3.9 (7) or the conversion against polars and DuckDB (8)")
     args = parser.parse_args()
 
     from stack import ctl
@@ -81,6 +81,8 @@ def main() -> None:
             rows += backfill_modes(work)
         if args.only in (None, "runtimes"):
             rows += runtime_rows(work)
+        if args.only in (None, "peers"):
+            rows += conversion_peers(work, args.repeat)
     finally:
         ctl.down()
         shutil.rmtree(work, ignore_errors=True)
@@ -284,6 +286,26 @@ def _stop_agent(process: subprocess.Popen, rss: Path) -> float:
         except subprocess.TimeoutExpired:
             continue
     return int(rss.read_text()) / 1024 if rss.exists() else float("nan")
+
+
+# --- 8. the conversion against its peers -----------------------------------------------------------
+def conversion_peers(work: Path, repeat: int) -> list[Row]:
+    """8: csv.gz -> parquet on equal terms (the declared types, snappy) by the project, pyarrow
+    reading the whole file (the limit), polars (streaming) and DuckDB, for a small and a big month."""
+    from stack.generator import generate
+
+    rows = []
+    for year, month, label in ((2021, 1, "1.37 M"), (2019, 3, "7.83 M")):
+        name = f"yellow_tripdata_{year}-{month:02}.csv.gz"
+        src = generate("yellow", year, month, "full", work / "release" / "yellow" / name)
+        out = work / "peer.parquet"
+        for method, case in [("pyarrow, whole file (limit)", "lake_raw_declared"),
+                             ("project clean -> write_local (file downloaded)", "lake_convert"),
+                             ("polars scan_csv -> sink_parquet", "lake_polars"),
+                             ("DuckDB read_csv -> COPY TO parquet", "lake_duckdb")]:
+            rows.append(Row(f"csv.gz -> parquet, declared types, snappy ({label} rows)", method,
+                            *measure([*CASES, case, f"src={src}", f"out={out}"], repeat), repeat))
+    return rows
 
 
 # --- 7. Prefect 2.20 beside 3.9 ------------------------------------------------------------------

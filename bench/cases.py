@@ -64,6 +64,41 @@ def lake_raw(src: str, out: str, **_) -> None:
     pq.write_table(pacsv.read_csv(src), out)
 
 
+def lake_raw_declared(src: str, out: str, color: str = "yellow", **_) -> None:
+    """pyarrow with the declared column types: reads the whole file, writes it (snappy)."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from nyctaxi.schema import ARROW_TYPES, COLUMNS
+
+    types = {name: ARROW_TYPES[kind] for name, kind in COLUMNS[color]}
+    pq.write_table(pacsv.read_csv(src, convert_options=pacsv.ConvertOptions(column_types=types)), out,
+                   compression="snappy")
+
+
+def lake_polars(src: str, out: str, color: str = "yellow", **_) -> None:
+    """polars, streaming: scan_csv with the declared schema -> sink_parquet (snappy)."""
+    import polars as pl
+
+    from nyctaxi.schema import COLUMNS
+
+    types = {"int": pl.Int64, "float": pl.Float64, "timestamp": pl.Datetime("us"), "string": pl.String}
+    pl.scan_csv(src, schema={name: types[kind] for name, kind in COLUMNS[color]}).sink_parquet(
+        out, compression="snappy")
+
+
+def lake_duckdb(src: str, out: str, color: str = "yellow", **_) -> None:
+    """DuckDB: read_csv with the declared types -> COPY TO parquet (snappy), its default threads."""
+    import duckdb
+
+    from nyctaxi.schema import COLUMNS
+
+    types = {"int": "BIGINT", "float": "DOUBLE", "timestamp": "TIMESTAMP", "string": "VARCHAR"}
+    columns = "{" + ", ".join(f"'{name}': '{types[kind]}'" for name, kind in COLUMNS[color]) + "}"
+    duckdb.connect().execute(f"COPY (SELECT * FROM read_csv('{src}', header = true, columns = {columns})) "
+                             f"TO '{out}' (FORMAT parquet, COMPRESSION snappy)")
+
+
 def to_csv(parquet: str, csv: str, **_) -> None:
     """The month as a header-less CSV, for psql \\copy (a set-up step, not measured)."""
     import pyarrow.csv as pacsv
