@@ -2,6 +2,10 @@
 processes started from the CLI, each with a working folder and a data root of its own (as if on
 its own machine), sharing only the Prefect API, the bucket and the databases; the backfill runs
 on it with `--dask-address`. One worker dies mid-backfill: every month still lands, once.
+
+Each test publishes its months on a release server of its own, with a row count no other test
+uses: a new edition of each month, so the backfill loads every one whatever the session loaded
+before, and the counts say it was this edition, once.
 """
 from __future__ import annotations
 
@@ -28,7 +32,7 @@ def start(log: Path, cmd: list[str], env: dict[str, str], cwd: Path) -> subproce
 
 
 @contextmanager
-def dask_cluster(tmp_path: Path) -> Iterator[tuple[str, dict[str, subprocess.Popen]]]:
+def dask_cluster(tmp_path: Path, base_url: str) -> Iterator[tuple[str, dict[str, subprocess.Popen]]]:
     """A scheduler and one worker per machine (one thread each: a month at a time). What each
     machine has, the scheduler's included: this checkout and its venv, ``flows/`` on PYTHONPATH
     (the scheduler unpickles the tasks, which name their modules); the workers also the Prefect
@@ -42,7 +46,7 @@ def dask_cluster(tmp_path: Path) -> Iterator[tuple[str, dict[str, subprocess.Pop
     for name in MACHINES:
         machine = tmp_path / name
         (machine / "dask").mkdir(parents=True)
-        env = {**os.environ, **flows, "NYC_TLC_DATA_DIR": str(machine / "data")}
+        env = {**os.environ, **flows, "NYC_TLC_DATA_DIR": str(machine / "data"), "NYC_TLC_BASE_URL": base_url}
         workers[name] = start(machine / "worker.log", [str(BIN / "dask"), "worker", address, "--name", name,
                                                        "--nthreads", "1", "--memory-limit", "2GiB",
                                                        "--local-directory", str(machine / "dask"), "--no-dashboard"],
@@ -69,11 +73,14 @@ def landed(tmp_path: Path, machine: str) -> set[str]:
 
 def test_a_backfill_on_a_cli_started_cluster_spreads_the_months_over_both_machines(tmp_path):
     files = [f"fhv_tripdata_2020-{m:02}.csv.gz" for m in range(7, 11)]
-    with dask_cluster(tmp_path) as (address, _):
-        out = run(*backfill(address, ("2020-07", "2020-10")), env={**os.environ, "NYC_TLC_DATA_DIR": str(tmp_path)})
+    rows = MIRROR_ROWS + 7
+    with FaultServer(tmp_path / "release", rows=rows) as release, \
+            dask_cluster(tmp_path, release.base_url) as (address, _):
+        env = {**os.environ, "NYC_TLC_BASE_URL": release.base_url, "NYC_TLC_DATA_DIR": str(tmp_path)}
+        out = run(*backfill(address, ("2020-07", "2020-10")), env=env)
     assert "4 months asked, 0 already loaded and unchanged, 4 to run" in out
     counts = postgres_counts("fhv_tripdata")
-    assert {f: counts.get(f) for f in files} == dict.fromkeys(files, MIRROR_ROWS)
+    assert {f: counts.get(f) for f in files} == dict.fromkeys(files, rows)
     # Each month's files stayed on the machine that ran it, and both machines ran months.
     on_a, on_b = landed(tmp_path, "a"), landed(tmp_path, "b")
     assert on_a and on_b and not on_a & on_b
@@ -85,8 +92,9 @@ def test_a_backfill_on_a_cli_started_cluster_spreads_the_months_over_both_machin
 def test_a_machine_lost_mid_backfill_leaves_every_month_loaded_once(tmp_path):
     months = range(1, 7)
     files = [f"fhv_tripdata_2021-{m:02}.csv.gz" for m in months]
-    with FaultServer(tmp_path / "release", rows=MIRROR_ROWS, slow_s=8) as release, \
-            dask_cluster(tmp_path) as (address, workers):
+    rows = MIRROR_ROWS + 11
+    with FaultServer(tmp_path / "release", rows=rows, slow_s=8) as release, \
+            dask_cluster(tmp_path, release.base_url) as (address, workers):
         for m in months:  # every download takes a while: the kill falls in the middle of the work
             release.script("fhv", 2021, m, "slow")
         env = {**os.environ, "NYC_TLC_BASE_URL": release.base_url, "NYC_TLC_DATA_DIR": str(tmp_path)}
@@ -102,5 +110,5 @@ def test_a_machine_lost_mid_backfill_leaves_every_month_loaded_once(tmp_path):
         if first.returncode != 0:  # what the cluster could not finish, a second run does
             run(*backfill(address, ("2021-01", "2021-06")), env=env)
     counts = postgres_counts("fhv_tripdata")
-    assert {f: counts.get(f) for f in files} == dict.fromkeys(files, MIRROR_ROWS)
+    assert {f: counts.get(f) for f in files} == dict.fromkeys(files, rows)
     assert landed(tmp_path, "a") | landed(tmp_path, "b") == {f.replace(".csv.gz", ".parquet") for f in files}
