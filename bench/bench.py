@@ -339,12 +339,12 @@ def runtime_rows(work: Path) -> list[Row]:
                                    "((subflows - plain) / 12; goal <= 0.5)",
                                    (subflows.seconds - plain.seconds) / len(PARENT_MONTHS), float("nan"), 3)]
         for version, py, env, data in runtimes:
+            fresh = lambda data=data: _forget_downloads(work, data)  # noqa: E731
+            cmd = [py, str(REPO / "flows" / "etl_web_to_gcs.py"), "--year", "2019", "--month", "3"]
             for how, cached in (("fresh", False), ("cached", True)):
-                cmd = [py, str(REPO / "flows" / "etl_web_to_gcs.py"), "--year", "2019", "--month", "3"]
                 rows.append(Row(f"Prefect: flow process, 7.83 M rows ({how} download; goal <= 300 MB)",
                                 f"Prefect {version}: etl_web_to_gcs",
-                                *measure(cmd, 3, env, before=None if cached else (
-                                    lambda data=data: _forget_downloads(work, data))), 3))
+                                *measure(cmd, 3, env, before=None if cached else fresh), 3))
         launchers = [(runtimes[0], "agent", "process-flow"), (runtimes[0], "process worker", PROCESS_POOL),
                      (runtimes[1], "process worker", PROCESS_POOL)]
         for (version, py, env, data), launcher, deployment in launchers:

@@ -28,6 +28,7 @@ def final_state(future, timeout: float | None = None):
 # Prefect 2 sends a notification block through a flow-run notification policy; Prefect 3 removed
 # the policies for automations. Both say the same thing.
 ALERT_STATES = ["Failed", "Crashed"]
+ALERT_PREFIX = "alert on "  # the names of the automations alert_on_failure makes
 POLICY_MESSAGE = ("Flow run {flow_run_name} of flow {flow_name} entered state {flow_run_state_name}: "
                   "{flow_run_state_message}\n{flow_run_url}")
 AUTOMATION_SUBJECT = "Prefect flow run {{ flow_run.name }}: {{ flow_run.state.name }}"
@@ -41,7 +42,7 @@ CRASH_SILENT_RUNS = "crash flow runs whose heartbeats stopped"
 
 
 def _alert_name(block_document_id) -> str:
-    return f"alert on {' or '.join(ALERT_STATES)} via block {block_document_id}"
+    return f"{ALERT_PREFIX}{' or '.join(ALERT_STATES)} via block {block_document_id}"
 
 
 async def _replace_automation(client, automation) -> None:
@@ -91,7 +92,7 @@ async def stop_alerts() -> None:
                 await client.delete_flow_run_notification_policy(policy.id)
             return
         for automation in await client.read_automations():
-            if automation.name.startswith("alert on "):
+            if automation.name.startswith(ALERT_PREFIX):
                 await client.delete_automation(automation.id)
 
 
