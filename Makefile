@@ -20,7 +20,7 @@ STAMP := $(VENV)/.installed
 # pip's notes about index folders this machine lacks are noise, not errors.
 QUIET_PIP := { grep -v '^WARNING: Location' || true; }
 
-.PHONY: venv stack stack-down sql demo test test-prefect3 unit lint bench image clean
+.PHONY: venv stack stack-down sql demo test test-prefect3 unit lint bench bench-backfill image clean
 
 # The project itself (nyctaxi and the local stack) goes in editable, so imports work from any folder;
 # the BigQuery emulator's DuckDB needs its spatial extension installed once, offline.
@@ -85,6 +85,11 @@ bench: $(STAMP)
 	$(MAKE) venv PREFECT=3  # part 7 runs the same flows on Prefect 3.9 beside 2.20
 	$(PY) -m pip install -q -r requirements-bench.txt 2>&1 | $(QUIET_PIP)  # part 8's peers
 	$(PY) bench/bench.py
+
+## The whole backfill (62 full-size months) against raw tools: about 40 minutes, 50 GB of disk at
+## its peak; the generated months are kept in ~/.cache/nyctaxi-bench (NYC_TLC_BENCH_CACHE).
+bench-backfill: $(STAMP)
+	$(PY) bench/bench.py --only full-backfill
 
 clean: stack-down
 	@# The other runtime's stack too, before its folder goes.

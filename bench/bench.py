@@ -23,6 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PY = sys.executable
 CASES = [PY, str(REPO / "bench" / "cases.py")]
+CACHE = Path(os.environ.get("NYC_TLC_BENCH_CACHE", Path.home() / ".cache" / "nyctaxi-bench"))
 
 
 @dataclass
@@ -60,15 +61,23 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--course-pg-repeat", type=int, default=1,
                         help="repetitions of the course's to_sql (about 100 s each; 0 leaves it out)")
-    parser.add_argument("--only", choices=["steps", "parent", "backfill", "runtimes", "peers"], default=None,
+    parser.add_argument("--only", choices=["steps", "parent", "backfill", "runtimes", "peers", "full-backfill"],
+                        default=None,
                         help="only the single-month steps (1-4), the parent flow (5), the backfill (6), "
-                             "Prefect 2.20 beside 3.9 (7) or the conversion against polars and DuckDB (8)")
+                             "Prefect 2.20 beside 3.9 (7), the conversion against polars and DuckDB (8), or "
+                             "the whole backfill against raw tools (9: not part of the default run; "
+                             "make bench-backfill)")
     args = parser.parse_args()
 
     from stack import ctl
 
     work = Path(tempfile.mkdtemp(prefix="nyctaxi-bench-"))
     os.environ.update(STACK_DIR=str(work / "stack"), NYC_TLC_MIRROR_ROWS="full", NYC_TLC_DATA_DIR=str(work / "data"))
+    # The mirror keeps the months it generates in the cache, for the next run (generating
+    # the 62 months of the full backfill takes about 10 minutes on 2 cores).
+    (CACHE / "full").mkdir(parents=True, exist_ok=True)
+    (work / "stack" / "mirror").mkdir(parents=True)
+    (work / "stack" / "mirror" / "full").symlink_to(CACHE / "full", target_is_directory=True)
     rows: list[Row] = []
     try:
         env_file = ctl.up()
@@ -83,6 +92,8 @@ def main() -> None:
             rows += runtime_rows(work)
         if args.only in (None, "peers"):
             rows += conversion_peers(work, args.repeat)
+        if args.only == "full-backfill":
+            rows += full_backfill(work)
     finally:
         ctl.down()
         shutil.rmtree(work, ignore_errors=True)
@@ -98,7 +109,7 @@ def _with_earlier(rows: list[Row]) -> list[Row]:
         return rows
     fresh = {r.step for r in rows}
     earlier = [Row(**r) for r in json.loads(latest.read_text())["rows"] if r["step"] not in fresh]
-    order = ["csv.gz", "month ->", "flow process", "etl_parent_flow", "backfill", "Prefect"]
+    order = ["csv.gz", "month ->", "flow process", "etl_parent_flow", "backfill,", "whole backfill", "Prefect"]
     rank = lambda r: next((i for i, prefix in enumerate(order) if r.step.startswith(prefix)), len(order))  # noqa: E731
     return sorted(earlier + rows, key=rank)
 
@@ -126,13 +137,8 @@ def single_month_steps(args: argparse.Namespace, work: Path) -> list[Row]:
     subprocess.run([*CASES, "to_csv", f"parquet={parquet}", f"csv={csv}"], check=True)
 
     # 2. month -> PostgreSQL
-    from stack.pg_cluster import bin_dir
-    # As the stack's superuser: CHECKPOINT needs it (the flows' role cannot).
-    pg_env = {**os.environ, "PGPASSWORD": Path(os.environ["POSTGRES_ADMIN_PASSWORD_FILE"]).read_text().strip()}
-    psql = [str(bin_dir() / "psql"), "-h", "127.0.0.1", "-p", os.environ["POSTGRES_PORT"], "-U",
-            os.environ["POSTGRES_ADMIN_USER"], "-d", os.environ["POSTGRES_DB"], "-q", "-c"]
-    sql = lambda text: subprocess.run([*psql, text], env=pg_env, check=True)  # noqa: E731
-    sql(_plain_table_sql())
+    psql, pg_env, sql = _psql()
+    sql(_plain_table_sql("bench_plain", "yellow"))
     # Every run starts from a checkpoint, so that none pays for writing out the WAL of the one
     # before (a checkpoint falling inside a run moved the ratios by 0.3x from one bench to the next).
     checkpoint = lambda: sql("CHECKPOINT")  # noqa: E731
@@ -308,6 +314,97 @@ def conversion_peers(work: Path, repeat: int) -> list[Row]:
     return rows
 
 
+# --- 9. the whole backfill against raw tools -----------------------------------------------------
+FULL_START, FULL_END, FULL_COLORS = "2019-01", "2021-07", ("yellow", "green")
+
+
+def full_backfill(work: Path) -> list[Row]:
+    """9: every published yellow and green month (62, full size) by ``etl_backfill`` on Dask (2
+    workers) into the lake, the bucket and PostgreSQL, and with BigQuery too (load jobs; the
+    emulator's CPU reported apart); beside it the raw-tools reference: the same months converted,
+    uploaded and COPYed by a plain script, one after another and two at a time."""
+    from stack.generator import full_rows
+
+    from nyctaxi.backfill import months_between
+
+    taxis = months_between(FULL_START, FULL_END, FULL_COLORS)
+    total = sum(full_rows(t.color, t.year, t.month) for t in taxis)
+    _generate(taxis)
+    what = f"{len(taxis)} months (yellow + green {FULL_START}..{FULL_END}, {total / 1e6:.1f} M rows)"
+    step = f"whole backfill, {what} -> lake + bucket + Postgres"
+    _, pg_env, sql = _psql()
+    months = ",".join(t.dataset_file for t in taxis)
+    rows = []
+    for parallel, method in ((2, "raw tools, no Prefect: two months at a time (limit)"),
+                             (1, "raw tools, no Prefect: one month after another")):
+        def fresh() -> None:
+            _forget_full(work)
+            sql("; ".join(_plain_table_sql(f"raw_{c}", c) for c in FULL_COLORS) + "; CHECKPOINT")
+
+        cmd = [*CASES, "raw_backfill", f"months={months}", f"release={CACHE / 'full'}", f"out={work / 'raw'}",
+               f"parallel={parallel}"]
+        rows.append(Row(step, method, *measure(cmd, 1, pg_env, before=fresh), 1))
+        _print_row(rows[-1])
+        sql("; ".join(f"DROP TABLE raw_{c}" for c in FULL_COLORS))  # about 20 GB: not kept for the next run
+    cmd = [PY, str(REPO / "flows" / "etl_backfill.py"), "--start", FULL_START, "--end", FULL_END,
+           "--colors", *FULL_COLORS, "--runner", "dask", "--dask-workers", "2", "--destinations", "lake", "postgres"]
+    fresh = lambda: (_forget_full(work), sql("CHECKPOINT"))  # noqa: E731
+    rows.append(Row(step, "project etl_backfill, Dask, 2 workers", *measure(cmd, 1, before=fresh), 1))
+    _print_row(rows[-1])
+
+    step4 = f"whole backfill, {what} -> lake + bucket + Postgres + BigQuery emulator (load jobs)"
+    emulator = json.loads((work / "stack" / "pids" / "bigquery.json").read_text())["pid"]
+    before = _cpu(emulator)
+    rows.append(Row(step4, "project etl_backfill, Dask, 2 workers", *measure([*cmd, "bigquery"], 1, before=fresh), 1))
+    rows.append(Row(step4, "of which the BigQuery emulator's CPU (s, its DuckDB loading)", _cpu(emulator) - before,
+                    float("nan"), 1))
+    _print_row(rows[-2])
+    _print_row(rows[-1])
+    _forget_full(work)
+    return rows
+
+
+def _generate(taxis: list) -> None:
+    """The months the mirror will serve, generated into the cache beforehand, two at a time (not timed)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from stack.generator import full_rows, generate
+
+    missing = [t for t in taxis if not (CACHE / "full" / t.color / t.source_file).exists()]
+    # The biggest first, so that the two processes finish together.
+    missing.sort(key=lambda t: -full_rows(t.color, t.year, t.month))
+    with ProcessPoolExecutor(2) as pool:
+        futures = [pool.submit(generate, t.color, t.year, t.month, "full", CACHE / "full" / t.color / t.source_file)
+                   for t in missing]
+        for i, future in enumerate(futures, 1):
+            print(f"generated {i}/{len(missing)}: {future.result().name}", flush=True)
+
+
+def _forget_full(work: Path) -> None:
+    """Empty every destination of the whole backfill and the local data (downloads, lake files)."""
+    from google.cloud import storage
+
+    from nyctaxi.lake import object_prefix
+    from nyctaxi.resources import DATASET, LOADS_TABLE, bigquery_client, table_name
+
+    bucket = storage.Client(project=os.environ["GOOGLE_CLOUD_PROJECT"]).bucket(os.environ["GCS_BUCKET"])
+    client = bigquery_client()
+    for color in FULL_COLORS:
+        for blob in bucket.list_blobs(prefix=object_prefix(color)):
+            blob.delete()
+        client.delete_table(f"{DATASET}.{table_name(color)}", not_found_ok=True)
+    client.delete_table(f"{DATASET}.{LOADS_TABLE}", not_found_ok=True)
+    _psql()[2]("; ".join(f"DROP TABLE IF EXISTS {table_name(c)}" for c in FULL_COLORS) +
+               f"; DROP TABLE IF EXISTS {LOADS_TABLE}")
+    for folder in ("data", "raw"):
+        shutil.rmtree(work / folder, ignore_errors=True)
+
+
+def _print_row(row: Row) -> None:
+    """A long run's rows as they come (the table is written at the end)."""
+    print(f"{row.step} | {row.method}: {row.seconds:.1f} s, peak {row.peak_rss_mb:.0f} MB", flush=True)
+
+
 # --- 7. Prefect 2.20 beside 3.9 ------------------------------------------------------------------
 PY3 = str(REPO / ".venv-prefect3" / "bin" / "python")  # make bench installs it (make venv PREFECT=3)
 DEPLOYMENT_RUNS = 3
@@ -424,13 +521,18 @@ def _deployment_runs(py: str, env: dict[str, str], launcher: str, deployment: st
     return starts, cpus
 
 
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _descendants_cpu(pid: int) -> float:
     """CPU seconds (user + system) of the live processes under ``pid``, not counting ``pid``."""
     total = 0.0
     for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
         try:
-            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") + _descendants_cpu(int(child))
+            total += _cpu(int(child)) + _descendants_cpu(int(child))
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total
@@ -468,12 +570,24 @@ def _final_states(api, run_id: str, timeout_s: float = 300) -> dict[str, float]:
     return {s["type"]: datetime.fromisoformat(s["timestamp"].replace("Z", "+00:00")).timestamp() for s in states}
 
 
-def _plain_table_sql() -> str:
+def _psql():
+    """psql as the stack's superuser (CHECKPOINT needs it; the flows' role cannot): its command
+    (ending in ``-c``), its environment, and a function running one SQL text."""
+    from stack.pg_cluster import bin_dir
+
+    pg_env = {**os.environ, "PGPASSWORD": Path(os.environ["POSTGRES_ADMIN_PASSWORD_FILE"]).read_text().strip()}
+    psql = [str(bin_dir() / "psql"), "-h", "127.0.0.1", "-p", os.environ["POSTGRES_PORT"], "-U",
+            os.environ["POSTGRES_ADMIN_USER"], "-d", os.environ["POSTGRES_DB"], "-q", "-c"]
+    return psql, pg_env, lambda text: subprocess.run([*psql, text], env=pg_env, check=True)
+
+
+def _plain_table_sql(table: str, color: str) -> str:
+    """A plain table of ``color``'s declared columns, no lineage, no partitions: raw COPY's target."""
     from nyctaxi.postgres import PG_TYPES
     from nyctaxi.schema import COLUMNS
 
-    cols = ", ".join(f'"{name}" {PG_TYPES[kind]}' for name, kind in COLUMNS["yellow"])
-    return f"DROP TABLE IF EXISTS bench_plain; CREATE TABLE bench_plain ({cols})"
+    cols = ", ".join(f'"{name}" {PG_TYPES[kind]}' for name, kind in COLUMNS[color])
+    return f"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({cols})"
 
 
 def _ratios(rows: list[Row]) -> None:

@@ -99,6 +99,37 @@ def lake_duckdb(src: str, out: str, color: str = "yellow", **_) -> None:
                              f"TO '{out}' (FORMAT parquet, COMPRESSION snappy)")
 
 
+def raw_backfill(months: str, release: str, out: str, parallel: str = "1", **_) -> None:
+    """The whole backfill with raw tools and no Prefect: for each month, pyarrow's conversion (the
+    declared types, snappy), the upload, and psql's \\copy of the csv.gz into a plain table
+    (``raw_{color}``, made beforehand), ``parallel`` months at a time."""
+    import subprocess
+    from concurrent.futures import ThreadPoolExecutor
+
+    from google.cloud import storage
+    from stack.pg_cluster import bin_dir
+
+    from nyctaxi import lake
+    from nyctaxi.dataset import TaxiMonth
+
+    bucket = storage.Client(project=os.environ["GOOGLE_CLOUD_PROJECT"]).bucket(os.environ["GCS_BUCKET"])
+    psql = [str(bin_dir() / "psql"), "-h", "127.0.0.1", "-p", os.environ["POSTGRES_PORT"], "-U",
+            os.environ["POSTGRES_ADMIN_USER"], "-d", os.environ["POSTGRES_DB"], "-q", "-v", "ON_ERROR_STOP=1", "-c"]
+
+    def one(month: str) -> None:
+        taxi = TaxiMonth.of(month)
+        src = Path(release) / taxi.color / taxi.source_file
+        parquet = Path(out) / f"{taxi.dataset_file}.parquet"
+        lake_raw_declared(str(src), str(parquet), taxi.color)
+        bucket.blob(lake.object_key(taxi.color, taxi.dataset_file)).upload_from_filename(str(parquet))
+        subprocess.run([*psql, f"\\copy raw_{taxi.color} FROM PROGRAM 'gzip -dc {src}' WITH (FORMAT csv, HEADER)"],
+                       check=True)
+
+    Path(out).mkdir(parents=True, exist_ok=True)
+    with ThreadPoolExecutor(int(parallel)) as pool:
+        list(pool.map(one, months.split(",")))
+
+
 def to_csv(parquet: str, csv: str, **_) -> None:
     """The month as a header-less CSV, for psql \\copy (a set-up step, not measured)."""
     import pyarrow.csv as pacsv
