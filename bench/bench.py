@@ -67,6 +67,9 @@ def main() -> None:
                              "Prefect 2.20 beside 3.9 (7), the conversion against polars and DuckDB (8), or "
                              "the whole backfill against raw tools (9: not part of the default run; "
                              "make bench-backfill)")
+    parser.add_argument("--with-bigquery", action="store_true",
+                        help="9 also runs the whole backfill into BigQuery (the emulator needs far more disk "
+                             "than the other destinations: see bench/README.md)")
     args = parser.parse_args()
 
     from stack import ctl
@@ -82,6 +85,7 @@ def main() -> None:
     try:
         env_file = ctl.up()
         os.environ.update(ctl.read_env(env_file))
+        _hard_deletes()
         if args.only in (None, "steps"):
             rows += single_month_steps(args, work)
         if args.only in (None, "parent"):
@@ -93,7 +97,7 @@ def main() -> None:
         if args.only in (None, "peers"):
             rows += conversion_peers(work, args.repeat)
         if args.only == "full-backfill":
-            rows += full_backfill(work)
+            rows += full_backfill(work, args.with_bigquery)
     finally:
         ctl.down()
         shutil.rmtree(work, ignore_errors=True)
@@ -318,17 +322,18 @@ def conversion_peers(work: Path, repeat: int) -> list[Row]:
 FULL_START, FULL_END, FULL_COLORS = "2019-01", "2021-07", ("yellow", "green")
 
 
-def full_backfill(work: Path) -> list[Row]:
+def full_backfill(work: Path, with_bigquery: bool = False) -> list[Row]:
     """9: every published yellow and green month (62, full size) by ``etl_backfill`` on Dask (2
-    workers) into the lake, the bucket and PostgreSQL, and with BigQuery too (load jobs; the
-    emulator's CPU reported apart); beside it the raw-tools reference: the same months converted,
-    uploaded and COPYed by a plain script, one after another and two at a time."""
+    workers) into the lake, the bucket and PostgreSQL; beside it the raw-tools reference: the same
+    months converted, uploaded and COPYed by a plain script, one after another and two at a time.
+    ``with_bigquery``: the backfill into BigQuery too (load jobs; the emulator's CPU reported apart)."""
     from stack.generator import full_rows
 
     from nyctaxi.backfill import months_between
 
     taxis = months_between(FULL_START, FULL_END, FULL_COLORS)
     total = sum(full_rows(t.color, t.year, t.month) for t in taxis)
+    _check_disk(work, total, with_bigquery)
     _generate(taxis)
     what = f"{len(taxis)} months (yellow + green {FULL_START}..{FULL_END}, {total / 1e6:.1f} M rows)"
     step = f"whole backfill, {what} -> lake + bucket + Postgres"
@@ -351,17 +356,46 @@ def full_backfill(work: Path) -> list[Row]:
     fresh = lambda: (_forget_full(work), sql("CHECKPOINT"))  # noqa: E731
     rows.append(Row(step, "project etl_backfill, Dask, 2 workers", *measure(cmd, 1, before=fresh), 1))
     _print_row(rows[-1])
-
-    step4 = f"whole backfill, {what} -> lake + bucket + Postgres + BigQuery emulator (load jobs)"
-    emulator = json.loads((work / "stack" / "pids" / "bigquery.json").read_text())["pid"]
-    before = _cpu(emulator)
-    rows.append(Row(step4, "project etl_backfill, Dask, 2 workers", *measure([*cmd, "bigquery"], 1, before=fresh), 1))
-    rows.append(Row(step4, "of which the BigQuery emulator's CPU (s, its DuckDB loading)", _cpu(emulator) - before,
-                    float("nan"), 1))
-    _print_row(rows[-2])
-    _print_row(rows[-1])
+    if with_bigquery:
+        step4 = f"whole backfill, {what} -> lake + bucket + Postgres + BigQuery emulator (load jobs)"
+        emulator = json.loads((work / "stack" / "pids" / "bigquery.json").read_text())["pid"]
+        before = _cpu(emulator)
+        rows.append(Row(step4, "project etl_backfill, Dask, 2 workers",
+                        *measure([*cmd, "bigquery"], 1, before=fresh), 1))
+        rows.append(Row(step4, "of which the BigQuery emulator's CPU (s, its DuckDB loading)",
+                        _cpu(emulator) - before, float("nan"), 1))
+        _print_row(rows[-2])
+        _print_row(rows[-1])
     _forget_full(work)
     return rows
+
+
+# Disk per row, measured in the first full run: PostgreSQL's tables (about 160 B a row, the raw
+# reference's at the same time as nothing else), the csv.gz cache, the downloads, the lake files and
+# the bucket's copies (about 25 + 25 + 20 + 20 B); the BigQuery emulator's DuckDB file grew by about
+# 350 B a row (its deleted staging tables are not given back).
+DISK_BYTES_PER_ROW, BIGQUERY_BYTES_PER_ROW = 250, 350
+
+
+def _check_disk(work: Path, rows: int, with_bigquery: bool) -> None:
+    """Refuse to start a run the disk cannot hold (the stack's services fail in odd ways when it fills)."""
+    need = rows * (DISK_BYTES_PER_ROW + (BIGQUERY_BYTES_PER_ROW if with_bigquery else 0))
+    free = shutil.disk_usage(work).free
+    if free < need:
+        or_less = ", or leave out --with-bigquery" if with_bigquery else ""
+        raise SystemExit(f"the whole backfill needs about {need / 1e9:.0f} GB of free disk under {work.parent}, "
+                         f"{free / 1e9:.0f} GB are free: free some (make clean removes the stacks and data/), "
+                         f"or set TMPDIR to a bigger disk{or_less}")
+
+
+def _hard_deletes() -> None:
+    """The bench's bucket deletes for good: the emulator, like GCS, keeps deleted objects for 7 days
+    by default, and the backfill's runs delete and reload gigabytes."""
+    from google.cloud import storage
+
+    bucket = storage.Client(project=os.environ["GOOGLE_CLOUD_PROJECT"]).get_bucket(os.environ["GCS_BUCKET"])
+    bucket.soft_delete_policy.retention_duration_seconds = 0
+    bucket.patch()
 
 
 def _generate(taxis: list) -> None:
