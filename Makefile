@@ -86,8 +86,8 @@ bench: $(STAMP)
 	$(PY) -m pip install -q -r requirements-bench.txt 2>&1 | $(QUIET_PIP)  # part 8's peers
 	$(PY) bench/bench.py
 
-## The whole backfill (62 full-size months) against raw tools: about 40 minutes, 50 GB of disk at
-## its peak; the generated months are kept in ~/.cache/nyctaxi-bench (NYC_TLC_BENCH_CACHE).
+## The whole backfill (62 full-size months) against raw tools: about 25 minutes, 35 GB of free disk
+## (checked first); the generated months are kept in ~/.cache/nyctaxi-bench (NYC_TLC_BENCH_CACHE).
 bench-backfill: $(STAMP)
 	$(PY) bench/bench.py --only full-backfill
 

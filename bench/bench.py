@@ -605,13 +605,10 @@ def _final_states(api, run_id: str, timeout_s: float = 300) -> dict[str, float]:
 
 
 def _psql():
-    """psql as the stack's superuser (CHECKPOINT needs it; the flows' role cannot): its command
-    (ending in ``-c``), its environment, and a function running one SQL text."""
-    from stack.pg_cluster import bin_dir
+    """``cases.psql_command()`` (psql as the stack's superuser), and a function running one SQL text with it."""
+    from cases import psql_command
 
-    pg_env = {**os.environ, "PGPASSWORD": Path(os.environ["POSTGRES_ADMIN_PASSWORD_FILE"]).read_text().strip()}
-    psql = [str(bin_dir() / "psql"), "-h", "127.0.0.1", "-p", os.environ["POSTGRES_PORT"], "-U",
-            os.environ["POSTGRES_ADMIN_USER"], "-d", os.environ["POSTGRES_DB"], "-q", "-c"]
+    psql, pg_env = psql_command()
     return psql, pg_env, lambda text: subprocess.run([*psql, text], env=pg_env, check=True)
 
 

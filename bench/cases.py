@@ -107,14 +107,12 @@ def raw_backfill(months: str, release: str, out: str, parallel: str = "1", **_) 
     from concurrent.futures import ThreadPoolExecutor
 
     from google.cloud import storage
-    from stack.pg_cluster import bin_dir
 
     from nyctaxi import lake
     from nyctaxi.dataset import TaxiMonth
 
     bucket = storage.Client(project=os.environ["GOOGLE_CLOUD_PROJECT"]).bucket(os.environ["GCS_BUCKET"])
-    psql = [str(bin_dir() / "psql"), "-h", "127.0.0.1", "-p", os.environ["POSTGRES_PORT"], "-U",
-            os.environ["POSTGRES_ADMIN_USER"], "-d", os.environ["POSTGRES_DB"], "-q", "-v", "ON_ERROR_STOP=1", "-c"]
+    psql, env = psql_command()
 
     def one(month: str) -> None:
         taxi = TaxiMonth.of(month)
@@ -123,11 +121,21 @@ def raw_backfill(months: str, release: str, out: str, parallel: str = "1", **_) 
         lake_raw_declared(str(src), str(parquet), taxi.color)
         bucket.blob(lake.object_key(taxi.color, taxi.dataset_file)).upload_from_filename(str(parquet))
         subprocess.run([*psql, f"\\copy raw_{taxi.color} FROM PROGRAM 'gzip -dc {src}' WITH (FORMAT csv, HEADER)"],
-                       check=True)
+                       env=env, check=True)
 
     Path(out).mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(int(parallel)) as pool:
         list(pool.map(one, months.split(",")))
+
+
+def psql_command() -> tuple[list[str], dict[str, str]]:
+    """psql as the stack's superuser (CHECKPOINT needs it; the flows' role cannot): its command,
+    ending in ``-c``, and its environment."""
+    from stack.pg_cluster import bin_dir
+
+    env = {**os.environ, "PGPASSWORD": Path(os.environ["POSTGRES_ADMIN_PASSWORD_FILE"]).read_text().strip()}
+    return [str(bin_dir() / "psql"), "-h", "127.0.0.1", "-p", os.environ["POSTGRES_PORT"], "-U",
+            os.environ["POSTGRES_ADMIN_USER"], "-d", os.environ["POSTGRES_DB"], "-q", "-c"], env
 
 
 def to_csv(parquet: str, csv: str, **_) -> None:

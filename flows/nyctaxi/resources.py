@@ -117,6 +117,8 @@ ENVIRONMENT: dict[str, Variable] = {
     "NYC_TLC_MIRROR_ROWS": Variable("100000", "rows per month served by the local mirror (full: the real sizes)"),
     "NYC_TAXI_CACHE": Variable(None, "where make image caches the offline base image and wheels "
                                "(unset: ~/.cache/nyctaxi-prefect)"),
+    "NYC_TLC_BENCH_CACHE": Variable(None, "where the benchmark keeps the full-size months it generated "
+                                    "(unset: ~/.cache/nyctaxi-bench)"),
     "PREFECT_API_URL": Variable(None, "the Prefect API (the local stack's env file sets it; "
                                 "stack/crashed_runs.py reads it)"),
     "PREFECT_API_AUTH_STRING": Variable(None, "Prefect 3: the API's basic-auth user:password (the local "
