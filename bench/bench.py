@@ -256,19 +256,26 @@ def backfill_modes(work: Path) -> list[Row]:
 
 def _forget_backfill() -> None:
     """Empty the destinations of the backfill's months, so that every mode loads all of them."""
-    import psycopg2
+    _empty_destinations((BACKFILL_COLOR,))
+
+
+def _empty_destinations(colors: tuple[str, ...]) -> None:
+    """Drop the colours' objects in the bucket and their tables (and the loads tables) in BigQuery
+    and PostgreSQL."""
     from google.cloud import storage
 
     from nyctaxi.lake import object_prefix
-    from nyctaxi.resources import LOADS_TABLE, table_name
+    from nyctaxi.resources import DATASET, LOADS_TABLE, bigquery_client, table_name
 
     bucket = storage.Client(project=os.environ["GOOGLE_CLOUD_PROJECT"]).bucket(os.environ["GCS_BUCKET"])
-    for blob in bucket.list_blobs(prefix=object_prefix(BACKFILL_COLOR)):
-        blob.delete()
-    with psycopg2.connect(host="127.0.0.1", port=int(os.environ["POSTGRES_PORT"]), user=os.environ["POSTGRES_USER"],
-                          password=Path(os.environ["POSTGRES_PASSWORD_FILE"]).read_text().strip(),
-                          dbname=os.environ["POSTGRES_DB"]) as conn, conn.cursor() as cur:
-        cur.execute(f"DROP TABLE IF EXISTS {table_name(BACKFILL_COLOR)}; DROP TABLE IF EXISTS {LOADS_TABLE}")
+    client = bigquery_client()
+    for color in colors:
+        for blob in bucket.list_blobs(prefix=object_prefix(color)):
+            blob.delete()
+        client.delete_table(f"{DATASET}.{table_name(color)}", not_found_ok=True)
+    client.delete_table(f"{DATASET}.{LOADS_TABLE}", not_found_ok=True)
+    _psql()[2]("; ".join(f"DROP TABLE IF EXISTS {table_name(c)}" for c in colors) +
+               f"; DROP TABLE IF EXISTS {LOADS_TABLE}")
 
 
 def _start_agent(folder: Path) -> tuple[subprocess.Popen, Path]:
@@ -416,20 +423,7 @@ def _generate(taxis: list) -> None:
 
 def _forget_full(work: Path) -> None:
     """Empty every destination of the whole backfill and the local data (downloads, lake files)."""
-    from google.cloud import storage
-
-    from nyctaxi.lake import object_prefix
-    from nyctaxi.resources import DATASET, LOADS_TABLE, bigquery_client, table_name
-
-    bucket = storage.Client(project=os.environ["GOOGLE_CLOUD_PROJECT"]).bucket(os.environ["GCS_BUCKET"])
-    client = bigquery_client()
-    for color in FULL_COLORS:
-        for blob in bucket.list_blobs(prefix=object_prefix(color)):
-            blob.delete()
-        client.delete_table(f"{DATASET}.{table_name(color)}", not_found_ok=True)
-    client.delete_table(f"{DATASET}.{LOADS_TABLE}", not_found_ok=True)
-    _psql()[2]("; ".join(f"DROP TABLE IF EXISTS {table_name(c)}" for c in FULL_COLORS) +
-               f"; DROP TABLE IF EXISTS {LOADS_TABLE}")
+    _empty_destinations(FULL_COLORS)
     for folder in ("data", "raw"):
         shutil.rmtree(work / folder, ignore_errors=True)
 
