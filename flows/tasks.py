@@ -300,20 +300,23 @@ def transform(path: Path, color: str, fill_passenger_count: int | None = None) -
 
 @task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3), retry_condition_fn=worth_retrying,
       tags=["bigquery"], on_failure=[drop_staged_input])
-def write_bq(path: Path, color: str, source_file: str, allow_shrink: bool = False) -> int:
-    """Write the month to BigQuery with pandas-gbq (credentials and project of ``zoom-gcp-creds``),
-    replacing that month's rows (never with a much smaller edition, unless ``allow_shrink``);
-    return the month's rows in the table."""
+def write_bq(path: Path, color: str, source_file: str, allow_shrink: bool = False, pandas_gbq: bool = False) -> int:
+    """Write the month to BigQuery (credentials and project of ``zoom-gcp-creds``): the parquet
+    file as one load job, or with the course's pandas-gbq if ``pandas_gbq``; replace that month's
+    rows (never with a much smaller edition, unless ``allow_shrink``); return the month's rows."""
     from nyctaxi import bigquery
 
     logger = get_run_logger()
     client = bigquery_client()
+
+    def stage(staging_id: str) -> int:
+        if pandas_gbq:
+            return bigquery.stage_with_pandas_gbq(path, staging_id, client, logger)
+        return bigquery.stage_with_load_file(client, path, staging_id, color, logger)
+
     with bigquery.reaching(BIGQUERY_FIX), load_slot(BIGQUERY_LOADS):
-        rows = bigquery.replace_month(
-            client, color, source_file,
-            lambda staging_id: bigquery.stage_with_pandas_gbq(path, staging_id, client, logger),
-            lake.source_version(path), allow_shrink=allow_shrink, logger=logger,
-        )
+        rows = bigquery.replace_month(client, color, source_file, stage, lake.source_version(path),
+                                      allow_shrink=allow_shrink, logger=logger)
     path.unlink(missing_ok=True)  # staged only for this load
     return rows
 

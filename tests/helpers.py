@@ -243,6 +243,11 @@ def bq_counts(table: str) -> dict[str, int]:
     return {source: rows for source, rows in client.query(sql).result()}
 
 
+def bq_staging_tables() -> set[str]:
+    """The staging tables in ``dezoomcamp`` (a load leaves none behind unless it was killed)."""
+    return {t.table_id for t in bq_client().list_tables("dezoomcamp") if "__staging_" in t.table_id}
+
+
 def kill_flow_when(script: str, args: list[str], ready, *, env: dict | None = None, timeout_s: float = 120) -> None:
     """Run ``flows/<script>`` and SIGKILL it as soon as ``ready()`` is true; fail if it never is."""
     process = subprocess.Popen([sys.executable, str(REPO / "flows" / script), *args], env=env or dict(os.environ),

@@ -21,9 +21,10 @@ ENDPOINT = "https://storage.googleapis.com"
 # compares) and its rows (what a new edition is compared with before it replaces it).
 VERSION_METADATA = "source_version"
 ROWS_METADATA = "rows"
-# Upload chunk of the lake file (GCS wants a multiple of 256 KiB). google-cloud-storage sends a
-# file over 8 MiB in resumable chunks of 100 MiB by default, each read whole into memory, which
-# put a big month's upload far above the flows' memory target (bench/README.md).
+# Upload chunk of the lake file, and of write_bq's load job (GCS wants a multiple of 256 KiB).
+# google-cloud-storage and google-cloud-bigquery send a big file in resumable chunks of 100 MiB
+# by default, each read whole into memory, which put a big month far above the flows' memory
+# target (bench/README.md).
 UPLOAD_CHUNK_BYTES = 8 << 20
 UPLOAD_TIMEOUT_S = 600  # to read each answer; to connect: failures.CONNECT_TIMEOUT_S
 TIMEOUT = (failures.CONNECT_TIMEOUT_S, UPLOAD_TIMEOUT_S)

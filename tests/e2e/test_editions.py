@@ -14,7 +14,15 @@ from etl_gcs_to_bq import etl_gcs_to_bq
 from etl_web_to_gcs import etl_web_to_gcs
 from etl_web_to_postgres import etl_web_to_postgres
 from faults import FaultServer
-from helpers import bq_client, bq_counts, bucket, postgres_connection, postgres_counts, read_object, run_logs
+from helpers import (
+    bq_counts,
+    bq_staging_tables,
+    bucket,
+    postgres_connection,
+    postgres_counts,
+    read_object,
+    run_logs,
+)
 from nyctaxi import lake
 
 TABLE = "t_editions"
@@ -36,10 +44,6 @@ def recorded_rows(table: str, source_file: str) -> int:
 
 def staged_files(data_dir: Path) -> list[Path]:
     return [p for p in (data_dir / ".staging").rglob("*") if p.is_file()] if (data_dir / ".staging").exists() else []
-
-
-def staging_tables() -> set[str]:
-    return {t.table_id for t in bq_client().list_tables("dezoomcamp") if "__staging_" in t.table_id}
 
 
 def test_a_header_only_edition_is_refused_at_every_destination_and_each_keeps_its_rows(server, data_dir):
@@ -67,18 +71,18 @@ def test_a_header_only_edition_is_refused_at_every_destination_and_each_keeps_it
     assert staged_files(data_dir) == []
 
     # BigQuery loads from the bucket, which kept the old month: put the empty edition there on purpose,
-    # then BigQuery must refuse it by itself, both ways of loading.
+    # then BigQuery must refuse it by itself, every way of loading.
     gets = server.requests[server.path_of(url)]
     etl_web_to_gcs(year=year, month=month, color=color, allow_shrink=True)
     assert server.requests[server.path_of(url)] == gets + 1
     assert object_rows(color, year, month) == 0
-    for load_job in (False, True):
-        bq_refused = etl_gcs_to_bq(year=year, month=month, color=color, load_job=load_job, return_state=True)
+    for way in ({}, {"load_job": True}, {"pandas_gbq": True}):
+        bq_refused = etl_gcs_to_bq(year=year, month=month, color=color, **way, return_state=True)
         assert bq_refused.is_failed()
         assert f"refused to load {source} into BigQuery table" in bq_refused.message
         assert "holds 3,000 rows of it" in bq_refused.message
         assert bq_counts("yellow_tripdata")[source] == 3000
-    assert staging_tables() == set()
+    assert bq_staging_tables() == set()
     assert staged_files(data_dir) == []
 
 
