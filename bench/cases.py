@@ -199,12 +199,23 @@ def bq_course(parquet: str, table: str, **_) -> None:
 
 
 def bq_project(parquet: str, **_) -> None:
-    """write_bq: pandas-gbq a row group at a time into staging, then the transactional swap."""
+    """write_bq: the parquet file as one load job (8 MiB chunks) into staging, then the transactional swap."""
     from nyctaxi import bigquery
 
     _, client = _bq()
-    bigquery.load_month(client, "yellow", "yellow_tripdata_2021-01.csv.gz",
-                        lambda staging: bigquery.stage_with_pandas_gbq(Path(parquet), staging, client))
+    bigquery.replace_month(client, "yellow", "yellow_tripdata_2021-01.csv.gz",
+                           lambda staging: bigquery.stage_with_load_file(client, Path(parquet), staging, "yellow"),
+                           allow_shrink=True)
+
+
+def bq_project_pandas_gbq(parquet: str, **_) -> None:
+    """write_bq(pandas_gbq=True): pandas-gbq a few row groups at a time into staging, then the swap."""
+    from nyctaxi import bigquery
+
+    _, client = _bq()
+    bigquery.replace_month(client, "yellow", "yellow_tripdata_2021-01.csv.gz",
+                           lambda staging: bigquery.stage_with_pandas_gbq(Path(parquet), staging, client),
+                           allow_shrink=True)
 
 
 def bq_load_job(uri: str, **_) -> None:
@@ -212,8 +223,9 @@ def bq_load_job(uri: str, **_) -> None:
     from nyctaxi import bigquery
 
     _, client = _bq()
-    bigquery.load_month(client, "yellow", "yellow_tripdata_2021-01.csv.gz",
-                        lambda staging: bigquery.stage_with_load_job(client, uri, staging, "yellow"))
+    bigquery.replace_month(client, "yellow", "yellow_tripdata_2021-01.csv.gz",
+                           lambda staging: bigquery.stage_with_load_job(client, uri, staging, "yellow"),
+                           allow_shrink=True)
 
 
 CASES = {name: fn for name, fn in globals().items() if callable(fn) and fn.__module__ == __name__
