@@ -21,9 +21,8 @@ from artifacts import record_profile
 
 # prefect_gcp, prefect_sqlalchemy, nyctaxi.gcs and nyctaxi.bigquery are imported only where they are
 # used (the blocks' loaders in nyctaxi.resources, inside the tasks): importing prefect_gcp loads all
-# of it (Cloud Storage, BigQuery, pandas-gbq, Vertex AI, Cloud Run), which the Postgres flow never
-# needs and the GCS flow needs only for its upload, after the conversion has given its memory back
-# (the flows' peak memory: bench/README.md).
+# of it (Cloud Storage, BigQuery, pandas, Vertex AI, Cloud Run), which only the BigQuery steps need
+# (the bucket's steps read the zoom-gcs block as a document; the flows' peak memory: bench/README.md).
 from nyctaxi import lake, postgres
 from nyctaxi.convert import SourceDataError, csv_gz_to_parquet, fill_missing, passenger_counts
 from nyctaxi.dataset import ParameterError, TaxiMonth, source_file_of

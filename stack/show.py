@@ -1,23 +1,30 @@
 """Print what landed where: row counts per month in the lake bucket, BigQuery and PostgreSQL."""
 from __future__ import annotations
 
-import io
-
-import pyarrow.parquet as pq
 from sqlalchemy import text
 
 from nyctaxi import bigquery as warehouse
 from nyctaxi import gcs
-from nyctaxi.resources import DATASET, LAKE_PREFIX, bigquery_client, gcs_bucket, postgres_connector, setting
+from nyctaxi.resources import (
+    DATASET,
+    LAKE_PREFIX,
+    bigquery_client,
+    bucket_key,
+    gcs_bucket,
+    lake_bucket,
+    postgres_connector,
+    setting,
+)
 
 
 def lake() -> None:
-    bucket = gcs_bucket()
-    blobs = sorted((b for b in bucket.list_blobs(LAKE_PREFIX) if b.name.endswith(".parquet")), key=lambda b: b.name)
-    print(f"\nLake: gs://{bucket.bucket} ({gcs.address()})")
+    block = gcs_bucket()
+    bucket = lake_bucket(block)
+    prefix = bucket_key(block, LAKE_PREFIX)
+    blobs = sorted((b for b in bucket.list_blobs(prefix=prefix) if b.name.endswith(".parquet")), key=lambda b: b.name)
+    print(f"\nLake: gs://{block.bucket} ({gcs.address()})")
     for blob in blobs:
-        rows = pq.ParquetFile(io.BytesIO(blob.download_as_bytes())).metadata.num_rows
-        print(f"  {blob.name:<50} {rows:>12,} rows")
+        print(f"  {blob.name:<50} {gcs.object_rows(blob):>12,} rows")
     if not blobs:
         print("  (empty)")
 

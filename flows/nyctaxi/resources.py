@@ -245,23 +245,81 @@ def load_block(block_type, name: str, how_to_make: str):
                            f"create it with `{how_to_make}`") from None
 
 
-def gcs_bucket():
-    """The ``zoom-gcs`` block (a prefect-gcp ``GcsBucket``)."""
-    from prefect_gcp.cloud_storage import GcsBucket
+@dataclass(frozen=True)
+class GcsBlock:
+    """The fields of the ``zoom-gcs`` block (a prefect-gcp ``GcsBucket``) the flows use: the
+    bucket, the folder in it, and those of its ``GcpCredentials`` (``service_account_info``,
+    ``service_account_file``, ``project``: None when unset)."""
+    bucket: str
+    bucket_folder: str
+    credentials: dict
 
-    return load_block(GcsBucket, GCS_BLOCK, MAKE_GCP_BLOCKS)
+
+def gcs_bucket() -> GcsBlock:
+    """The ``zoom-gcs`` block, read as a block document: loading it as a ``GcsBucket`` imports
+    all of prefect-gcp (its BigQuery client and pandas: about 53 MB in every process that
+    uploads a month, bench/README.md) for three fields."""
+    data = _block_fields(GCS_BLOCK)
+    return GcsBlock(data["bucket"], data.get("bucket_folder") or "", data["gcp_credentials"])
 
 
-def bucket_key(gcs_block, key: str) -> str:
+def _block_fields(name: str) -> dict:
+    """A flow block's fields, secrets included, nested blocks' as dicts, from the Prefect API."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from prefect.client.orchestration import get_client
+
+    slug, how_to_make = FLOW_BLOCKS[name]
+
+    async def read() -> dict:  # Prefect 2.20's sync client cannot read block documents
+        async with get_client() as client:
+            return (await client.read_block_document_by_name(name, block_type_slug=slug, include_secrets=True)).data
+
+    try:  # in a thread of its own: the caller may be inside a running event loop
+        with ThreadPoolExecutor(1) as thread:
+            return thread.submit(asyncio.run, read()).result()
+    except Exception as e:
+        if type(e).__name__ != "ObjectNotFound":
+            raise
+        raise RuntimeError(f"no {slug} block named {name!r} on this Prefect server: "
+                           f"create it with `{how_to_make}`") from None
+
+
+def bucket_key(gcs_block: GcsBlock, key: str) -> str:
     """``key`` inside the block's ``bucket_folder``: the object's name in the bucket."""
     return "/".join(part for part in (gcs_block.bucket_folder.strip("/"), key) if part)
 
 
-def lake_bucket(gcs_block):
-    """The block's bucket, as a google-cloud-storage ``Bucket``. Not ``gcs_block.get_bucket()``:
-    that asks the server for the bucket with the client's default retry (two minutes of retrying
-    a refused connection) before any work is done."""
-    return gcs_block.gcp_credentials.get_cloud_storage_client().bucket(gcs_block.bucket)
+def lake_bucket(gcs_block: GcsBlock):
+    """The block's bucket, as a google-cloud-storage ``Bucket``, with the credentials and project
+    prefect-gcp's ``GcpCredentials.get_cloud_storage_client()`` would use. Not its
+    ``get_bucket()``: that asks the server for the bucket with the client's default retry (two
+    minutes of retrying a refused connection) before any work is done."""
+    from google.cloud import storage
+
+    credentials, project = google_credentials(gcs_block.credentials)
+    return storage.Client(project=project, credentials=credentials).bucket(gcs_block.bucket)
+
+
+def google_credentials(fields: dict) -> tuple:
+    """Credentials and project from a ``GcpCredentials`` block's fields, as prefect-gcp makes
+    them: the service account's info, else its key file, else Application Default Credentials;
+    the block's project, else the one the credentials name."""
+    import google.auth
+    from google.oauth2 import service_account
+
+    scopes = ["https://www.googleapis.com/auth/cloud-platform"]
+    if fields.get("service_account_info"):
+        credentials = service_account.Credentials.from_service_account_info(fields["service_account_info"],
+                                                                            scopes=scopes)
+    elif fields.get("service_account_file"):
+        credentials = service_account.Credentials.from_service_account_file(
+            os.path.expanduser(fields["service_account_file"]), scopes=scopes)
+    else:
+        credentials, default_project = google.auth.default()
+        return credentials, fields.get("project") or credentials.quota_project_id or default_project
+    return credentials, fields.get("project") or credentials.project_id
 
 
 def gcp_credentials():

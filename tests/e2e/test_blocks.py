@@ -12,6 +12,7 @@ from prefect_gcp import GcpCredentials
 from prefect_gcp.cloud_storage import GcsBucket
 
 from helpers import new_private_key
+from nyctaxi.resources import gcs_bucket, google_credentials, lake_bucket
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "blocks" / "make_gcp_blocks.py"
@@ -49,6 +50,13 @@ def test_service_account_blocks_keep_the_key_secret(tmp_path, restore_local_bloc
     bucket = GcsBucket.load("zoom-gcs")
     assert bucket.bucket == "dtc_data_lake_my-dtc-project"
     assert bucket.gcp_credentials.project == "my-dtc-project"
+    # What the flows read of it, without prefect-gcp's classes: the same bucket, key and project.
+    block = gcs_bucket()
+    assert (block.bucket, block.bucket_folder) == ("dtc_data_lake_my-dtc-project", "")
+    credentials, project = google_credentials(block.credentials)
+    assert project == "my-dtc-project"
+    assert credentials.service_account_email == "prefect@my-dtc-project.iam.gserviceaccount.com"
+    assert lake_bucket(block).client.project == "my-dtc-project"
 
 
 def test_key_and_bucket_can_come_from_the_environment(tmp_path, restore_local_blocks):
@@ -94,6 +102,21 @@ def test_local_blocks_point_at_the_stack():
     assert bucket.bucket == os.environ["GCS_BUCKET"]
     assert bucket.gcp_credentials.service_account_info is None
     assert bucket.gcp_credentials.project == os.environ["GOOGLE_CLOUD_PROJECT"]
+    block = gcs_bucket()
+    assert block.bucket == os.environ["GCS_BUCKET"] and block.credentials["service_account_info"] is None
+    assert google_credentials(block.credentials)[1] == os.environ["GOOGLE_CLOUD_PROJECT"]
+
+
+def test_a_key_file_named_in_the_credentials_block_is_used(tmp_path):
+    """``service_account_file`` (a block made in the UI may name a key file instead of holding it)."""
+    key = tmp_path / "sa.json"
+    key.write_text(json.dumps({"type": "service_account", "project_id": "p3", "private_key": PRIVATE_KEY,
+                               "client_email": "x@p3.iam.gserviceaccount.com",
+                               "token_uri": "https://oauth2.googleapis.com/token"}))
+    credentials, project = google_credentials({"service_account_info": None, "service_account_file": str(key),
+                                               "project": None})
+    assert (project, credentials.service_account_email) == ("p3", "x@p3.iam.gserviceaccount.com")
+    assert google_credentials({"service_account_file": str(key), "project": "other"})[1] == "other"
 
 
 PG_SCRIPT = REPO / "blocks" / "make_postgres_block.py"

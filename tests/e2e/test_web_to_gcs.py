@@ -82,6 +82,18 @@ def test_the_course_command_works_from_another_working_directory(tmp_path):
     assert not (tmp_path / "data").exists()  # nothing relative to the cwd
 
 
+def test_a_month_goes_to_the_bucket_without_prefect_gcp_or_pandas_in_memory(tmp_path):
+    """Loading ``zoom-gcs`` as prefect-gcp's ``GcsBucket`` imports the whole collection (its BigQuery
+    client, pandas: ~53 MB), in every flow process and Dask worker that uploads a month."""
+    code = ("import sys; from etl_web_to_gcs import etl_web_to_gcs; etl_web_to_gcs(year=2021, month=4); "
+            "print(sorted(m for m in ('prefect_gcp', 'pandas', 'google.cloud.bigquery') if m in sys.modules))")
+    env = {**os.environ, "NYC_TLC_DATA_DIR": str(tmp_path / "data")}
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO / "flows", env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines()[-1] == "[]"
+
+
 @pytest.mark.parametrize("kwargs, says", [
     ({"color": "purple"}, "yellow, green, fhv"),
     ({"month": 0}, "from 1 to 12"),
