@@ -269,6 +269,7 @@ def _block_fields(name: str) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
     from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
 
     slug, how_to_make = FLOW_BLOCKS[name]
 
@@ -279,9 +280,7 @@ def _block_fields(name: str) -> dict:
     try:  # in a thread of its own: the caller may be inside a running event loop
         with ThreadPoolExecutor(1) as thread:
             return thread.submit(asyncio.run, read()).result()
-    except Exception as e:
-        if type(e).__name__ != "ObjectNotFound":
-            raise
+    except ObjectNotFound:
         raise RuntimeError(f"no {slug} block named {name!r} on this Prefect server: "
                            f"create it with `{how_to_make}`") from None
 

@@ -107,6 +107,16 @@ def test_local_blocks_point_at_the_stack():
     assert google_credentials(block.credentials)[1] == os.environ["GOOGLE_CLOUD_PROJECT"]
 
 
+def test_a_missing_bucket_block_says_how_to_make_it(restore_local_blocks):
+    prefect = Path(sys.executable).with_name("prefect")
+    deleted = subprocess.run([str(prefect), "block", "delete", "gcs-bucket/zoom-gcs"], capture_output=True, text=True,
+                             timeout=120, stdin=subprocess.DEVNULL)
+    assert deleted.returncode == 0, deleted.stdout + deleted.stderr
+    with pytest.raises(RuntimeError, match=r"no gcs-bucket block named 'zoom-gcs' on this Prefect server: "
+                                           r"create it with `python blocks/make_gcp_blocks.py --help`"):
+        gcs_bucket()
+
+
 def test_a_key_file_named_in_the_credentials_block_is_used(tmp_path):
     """``service_account_file`` (a block made in the UI may name a key file instead of holding it)."""
     key = tmp_path / "sa.json"
