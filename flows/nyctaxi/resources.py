@@ -254,13 +254,18 @@ class GcsBlock:
     bucket_folder: str
     credentials: dict
 
+    @classmethod
+    def from_fields(cls, fields: dict) -> GcsBlock:
+        """From the block document's fields, with ``GcsBucket``'s defaults for those left out (a
+        block made in the UI without credentials uses Application Default Credentials)."""
+        return cls(fields["bucket"], fields.get("bucket_folder") or "", fields.get("gcp_credentials") or {})
+
 
 def gcs_bucket() -> GcsBlock:
     """The ``zoom-gcs`` block, read as a block document: loading it as a ``GcsBucket`` imports
     all of prefect-gcp (its BigQuery client and pandas: about 53 MB in every process that
     uploads a month, bench/README.md) for three fields."""
-    data = _block_fields(GCS_BLOCK)
-    return GcsBlock(data["bucket"], data.get("bucket_folder") or "", data["gcp_credentials"])
+    return GcsBlock.from_fields(_block_fields(GCS_BLOCK))
 
 
 def _block_fields(name: str) -> dict:

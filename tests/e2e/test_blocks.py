@@ -12,7 +12,7 @@ from prefect_gcp import GcpCredentials
 from prefect_gcp.cloud_storage import GcsBucket
 
 from helpers import new_private_key
-from nyctaxi.resources import gcs_bucket, google_credentials, lake_bucket
+from nyctaxi.resources import GcsBlock, gcs_bucket, google_credentials, lake_bucket
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "blocks" / "make_gcp_blocks.py"
@@ -127,6 +127,12 @@ def test_a_key_file_named_in_the_credentials_block_is_used(tmp_path):
                                                "project": None})
     assert (project, credentials.service_account_email) == ("p3", "x@p3.iam.gserviceaccount.com")
     assert google_credentials({"service_account_file": str(key), "project": "other"})[1] == "other"
+
+
+def test_a_bucket_block_made_without_credentials_uses_application_default_credentials():
+    block = GcsBlock.from_fields({"bucket": "b"})  # what a GcsBucket saved from the UI may hold
+    assert block == GcsBlock("b", "", {})
+    assert google_credentials(block.credentials)[1] == os.environ["GOOGLE_CLOUD_PROJECT"]  # the stack's ADC
 
 
 PG_SCRIPT = REPO / "blocks" / "make_postgres_block.py"
