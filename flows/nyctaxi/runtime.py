@@ -20,7 +20,13 @@ def final_state(future, timeout: float | None = None):
     state = future.wait(timeout)
     if PREFECT_MAJOR >= 3:
         state = future.state
-        return state if state.is_final() else None
+        if not state.is_final():
+            return None
+        # A wait that timed out just before the run ended leaves 3's future reading the state from
+        # the API, which has no result (MissingResult): the run is over, so a second wait returns at
+        # once and keeps the state the task returned, result included.
+        future.wait()
+        return future.state
     return state
 
 
