@@ -5,7 +5,8 @@
 #   stack/container/engine.sh up          install podman/runc/debootstrap if missing; start the API
 #                                         service; print the DOCKER_HOST to use
 #   stack/container/engine.sh base-image  the offline stand-in for prefecthq/prefect:2.20.26-python3.11
-#   stack/container/engine.sh image [TAG] build ./Dockerfile unchanged (default dezoomcamp/prefect:zoom)
+#   stack/container/engine.sh image [TAG] build ./Dockerfile unchanged (default dezoomcamp/prefect:zoom),
+#                                         unless an image of the same content has that tag
 #   stack/container/engine.sh down        stop the API service (by PID); images stay
 #
 # State (socket, PID, logs) lives in $STACK_DIR/podman; the debootstrap tarball and the
@@ -94,6 +95,8 @@ wheels() {
   { echo "prefect==2.20.26"; cat "$repo/docker-requirements.txt"; grep -i '^pip==' "$constraints"; } >"$requirements"
   wheel_key=$(cat "$constraints" "$requirements" | sha256sum | cut -c1-16)
   wheelhouse=$cache/wheels-$wheel_key
+  # The stand-in base is rebuilt when its wheels or its own files change.
+  base_key=$(cat "$constraints" "$requirements" "$here/base.Containerfile" "$here/entrypoint.sh" | sha256sum | cut -c1-16)
   [[ -f $wheelhouse/.complete ]] && return
   rm -rf "$wheelhouse"; mkdir -p "$wheelhouse"
   log "building the wheelhouse (about 40 s)"
@@ -113,24 +116,41 @@ base_image() {
   cp -a "$wheelhouse" "$ctx/wheels"; rm -f "$ctx/wheels/.complete"
   printf '[global]\nno-index = true\nfind-links = /wheels\ndisable-pip-version-check = true\n' >"$ctx/pip.conf"
   cp "$here/entrypoint.sh" "$here/base.Containerfile" "$ctx/"
+  cp "$repo/.venv/bin/uv" "$ctx/uv"  # installs the wheels in seconds (pip: about a minute)
   log "building $base_tag"
-  podman build --pull=never --network host --label "nyctaxi.wheels=$wheel_key" -t "$base_tag" \
+  podman build --pull=never --network host --label "nyctaxi.base=$base_key" -t "$base_tag" \
     -f "$ctx/base.Containerfile" "$ctx" \
     >"$state/base-build.log" 2>&1 || { tail -30 "$state/base-build.log" >&2; exit 1; }
   rm -rf "$ctx"
+}
+
+content_key() {
+  # What the image is made of: the stand-in base, the Dockerfile and what it copies (its
+  # requirements, pyproject.toml, flows/).
+  { echo "$base_key"
+    (cd "$repo" && find Dockerfile docker-requirements.txt pyproject.toml flows -type f ! -name '*.pyc' \
+       ! -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha256sum)
+  } | sha256sum | cut -c1-16
 }
 
 image() {
   local tag=${1:-dezoomcamp/prefect:zoom}
   # The stand-in base image holds the wheels of docker-requirements.txt: rebuilt when they change.
   wheels
-  local have; have=$(podman image inspect --format '{{ index .Labels "nyctaxi.wheels" }}' "$base_tag" 2>/dev/null || true)
-  [[ $have == "$wheel_key" ]] || base_image
+  local have; have=$(podman image inspect --format '{{ index .Labels "nyctaxi.base" }}' "$base_tag" 2>/dev/null || true)
+  [[ $have == "$base_key" ]] || base_image
+  # Built once per content: an image with the same content key is the same image.
+  local key; key=$(content_key)
+  have=$(podman image inspect --format '{{ index .Labels "nyctaxi.content" }}' "$tag" 2>/dev/null || true)
+  if [[ $have == "$key" ]]; then
+    log "$tag is up to date (content $key)"
+    return
+  fi
   log "building $tag from $repo/Dockerfile"
   # .dockerignore keeps keys, .venv, data/ and .stack/ out of the context.
-  podman build --pull=never --network host -t "$tag" -f "$repo/Dockerfile" "$repo" \
+  podman build --pull=never --network host --label "nyctaxi.content=$key" -t "$tag" -f "$repo/Dockerfile" "$repo" \
     >"$state/image-build.log" 2>&1 || { tail -30 "$state/image-build.log" >&2; exit 1; }
-  log "built $tag"
+  log "built $tag (content $key)"
 }
 
 case ${1:-} in
@@ -138,5 +158,5 @@ case ${1:-} in
   down) down ;;
   base-image) base_image ;;
   image) shift; image "$@" ;;
-  *) sed -n '2,13p' "$0" >&2; exit 2 ;;
+  *) sed -n '2,14p' "$0" >&2; exit 2 ;;
 esac
