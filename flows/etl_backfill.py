@@ -40,6 +40,7 @@ from nyctaxi.resources import (
     gcs_bucket,
     lake_bucket,
     postgres_connection,
+    retry_delays,
     table_name,
 )
 from nyctaxi.runtime import final_state
@@ -79,7 +80,7 @@ def _postgres_versions(taxis: list[TaxiMonth]) -> dict[TaxiMonth, str | None]:
 LOADED = {"lake": _lake_versions, "bigquery": _bigquery_versions, "postgres": _postgres_versions}
 
 
-@task(retries=2, retry_delay_seconds=5)
+@task(retries=2, retry_delay_seconds=retry_delays(2))
 def plan_backfill(start: str, end: str, colors: list[str], destinations: list[str]) -> list[Unit]:
     """The (colour, month) units still to load, from the destinations' lineage and the source's versions."""
     logger = get_run_logger()

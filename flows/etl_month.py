@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from prefect import flow, task
-from prefect.tasks import exponential_backoff
 from pydantic import StrictInt
 
 import cli
@@ -26,7 +25,7 @@ from tasks import (
     fetch,
     load_bq_from_gcs,
     load_postgres,
-    worth_retrying,
+    retrying,
     write_gcs,
     write_local,
 )
@@ -71,8 +70,7 @@ def etl_month(year: StrictInt = 2021, month: StrictInt = 1, color: str = "yellow
     return load_month_into(TaxiMonth(color, year, month), check_destinations(destinations), allow_shrink)
 
 
-@task(name="load-month", retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3),
-      retry_condition_fn=worth_retrying)
+@task(name="load-month", **retrying(2))
 def load_month(year: int, month: int, color: str, destinations: list[str],
                allow_shrink: bool = False) -> dict[str, str | int]:
     """One month as one task: all its steps in the worker (thread, Dask worker) that runs it."""

@@ -14,7 +14,6 @@ from prefect.concurrency.sync import concurrency
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.logging.loggers import task_run_logger
 from prefect.settings import PREFECT_LOCAL_STORAGE_PATH
-from prefect.tasks import exponential_backoff
 from prefect.utilities.hashing import hash_objects
 
 from artifacts import record_profile
@@ -38,6 +37,7 @@ from nyctaxi.resources import (
     gcs_bucket,
     lake_bucket,
     postgres_connection,
+    retry_delays,
 )
 from nyctaxi.schema import SchemaError, kinds
 from nyctaxi.shrink import ShrinkError, check_replacement
@@ -91,9 +91,10 @@ def cache_key_while_current(context: TaskRunContext, parameters: dict) -> str | 
 
 
 # What the next attempt would meet again: a 404, a web page instead of the file, a file that does not
-# fit the schema, a month refused as too small, a service that refuses connections, a full disk.
+# fit the schema, a month refused as too small, a service that refuses connections, a full disk, a
+# month not in the lake.
 NOT_WORTH_RETRYING = (NotPublishedError, NotGzipError, ParameterError, SchemaError, ShrinkError,
-                      ServiceUnreachableError, DiskFullError)
+                      ServiceUnreachableError, DiskFullError, lake.NotInLakeError)
 
 
 def worth_retrying(task, task_run, state) -> bool:
@@ -108,10 +109,14 @@ def worth_retrying(task, task_run, state) -> bool:
     return False
 
 
+def retrying(retries: int) -> dict:
+    """The steps' retry policy, as ``@task`` arguments: ``retries`` retries of what is worth it
+    (``worth_retrying``), after 3, 6, 12 s (``resources.retry_delays``)."""
+    return {"retries": retries, "retry_delay_seconds": retry_delays(retries), "retry_condition_fn": worth_retrying}
+
+
 @task(
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=3),
-    retry_condition_fn=worth_retrying,
+    **retrying(3),
     cache_key_fn=cache_key_while_current,
     cache_expiration=timedelta(days=1),
     persist_result=True,
@@ -196,7 +201,7 @@ def write_local(cleaned: Cleaned, color: str, dataset_file: str, allow_shrink: b
     return path
 
 
-@task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=3), retry_condition_fn=worth_retrying)
+@task(**retrying(3))
 def write_gcs(path: Path, allow_shrink: bool = False) -> str:
     """Upload the local parquet file to the ``zoom-gcs`` bucket; return its ``gs://`` URI
     (never a much smaller edition over a loaded one, unless ``allow_shrink``)."""
@@ -240,8 +245,7 @@ def load_slot(limit: str) -> Iterator[None]:
         yield
 
 
-@task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3), retry_condition_fn=worth_retrying,
-      tags=["postgres"], on_failure=[drop_staged_input])
+@task(**retrying(2), tags=["postgres"], on_failure=[drop_staged_input])
 def load_postgres(cleaned: Cleaned, color: str, table: str, source_file: str, allow_shrink: bool = False) -> int:
     """COPY the cleaned month into ``table``, replacing that month's rows (never with a much smaller
     edition, unless ``allow_shrink``); return the rows loaded."""
@@ -254,7 +258,7 @@ def load_postgres(cleaned: Cleaned, color: str, table: str, source_file: str, al
     return loaded
 
 
-@task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=3), retry_condition_fn=worth_retrying)
+@task(**retrying(3))
 def extract_from_gcs(color: str, year: int, month: int) -> Path:
     """Download the month's parquet from the ``zoom-gcs`` bucket to a local (staging) file."""
     from nyctaxi import gcs
@@ -265,8 +269,8 @@ def extract_from_gcs(color: str, year: int, month: int) -> Path:
     with gcs.reaching(GCS_FIX):
         blob = gcs.get_blob(lake_bucket(gcs_block), name)
         if blob is None:
-            raise FileNotFoundError(f"gs://{gcs_block.bucket}/{name} does not exist: "
-                                    f"run etl_web_to_gcs(year={year}, month={month}, color={color!r}) first")
+            raise lake.NotInLakeError(f"gs://{gcs_block.bucket}/{name} does not exist: "
+                                      f"run etl_web_to_gcs(year={year}, month={month}, color={color!r}) first")
         path = staging_path(dataset_file)  # its folder exists: no doubled data/data path
         try:
             return gcs.download(blob, path)
@@ -297,8 +301,7 @@ def transform(path: Path, color: str, fill_passenger_count: int | None = None) -
     return filled
 
 
-@task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3), retry_condition_fn=worth_retrying,
-      tags=["bigquery"], on_failure=[drop_staged_input])
+@task(**retrying(2), tags=["bigquery"], on_failure=[drop_staged_input])
 def write_bq(path: Path, color: str, source_file: str, allow_shrink: bool = False, pandas_gbq: bool = False) -> int:
     """Write the month to BigQuery (credentials and project of ``zoom-gcp-creds``): the parquet
     file as one load job, or with the course's pandas-gbq if ``pandas_gbq``; replace that month's
@@ -320,8 +323,7 @@ def write_bq(path: Path, color: str, source_file: str, allow_shrink: bool = Fals
     return rows
 
 
-@task(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=3), retry_condition_fn=worth_retrying,
-      tags=["bigquery"])
+@task(**retrying(2), tags=["bigquery"])
 def load_bq_from_gcs(color: str, dataset_file: str, source_file: str, allow_shrink: bool = False) -> int:
     """Load the month's lake object into BigQuery with a load job (no data through this machine),
     replacing that month's rows (never with a much smaller edition, unless ``allow_shrink``);

@@ -68,8 +68,11 @@ def port_free(port: int) -> bool:
 
 def choose_port(service: Service, before: int | None, env_file: Path) -> int:
     """The port ``service`` had before, else its preferred one, else any free one. Shells and
-    bookmarks keep working across restarts; if the old port is taken, say so in one line."""
-    port = next((p for p in (before, service.preferred_port) if p and port_free(p)), None) or free_port()
+    bookmarks keep working across restarts; if the old port is taken, say so in one line. With
+    ``NYC_TLC_STACK_PORTS=any`` (the tests' stacks), never the preferred one: stacks started side
+    by side would race for it."""
+    preferred = service.preferred_port if resources.setting("NYC_TLC_STACK_PORTS") != "any" else None
+    port = next((p for p in (before, preferred) if p and port_free(p)), None) or free_port()
     if before and port != before:
         print(f"{service.name}: port {before} is taken by another program, so it moves to {port}: "
               f"run `source {env_file}` again in the shells that use the stack")
@@ -86,7 +89,7 @@ def _ports(root: Path) -> dict[str, int]:
 def _start(service: Service, port: int, root: Path) -> int:
     with open(root / "logs" / f"{service.name}.log", "ab") as log:
         process = subprocess.Popen(
-            service.command(port, root), cwd=root, env=service.env(root), **service.identity(),
+            service.command(port, root), cwd=root, env=service.env(root, port), **service.identity(),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: down stops its children too
         )

@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from nyctaxi.resources import DATASET, setting
-from nyctaxi.runtime import HEARTBEAT_S, PREFECT_MAJOR
+from nyctaxi.runtime import PREFECT_MAJOR, heartbeat_s
 from stack import crashed_runs, pg_cluster
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,7 +60,7 @@ class Service:
     def command(self, port: int, root: Path) -> list[str]:
         raise NotImplementedError
 
-    def env(self, root: Path) -> dict[str, str]:
+    def env(self, root: Path, port: int) -> dict[str, str]:
         """The server process's environment: ours, without the flows' settings."""
         return {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "STORAGE_", "BIGQUERY_"))}
 
@@ -93,8 +93,14 @@ class PrefectServer(Service):
                 "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
                 "--timeout-keep-alive", "5"]
 
-    def env(self, root):
-        env = {**super().env(root), "PREFECT_HOME": str(root / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    def env(self, root, port):
+        env = {**super().env(root, port), "PREFECT_HOME": str(root / "prefect"),
+               "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+               # The UI asks this address for the API. Prefect's default is port 4200's, whatever ours is:
+               # on Prefect 3 the UI sent the stack's credentials to whatever listened there.
+               "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api"}
+        if loop_s := setting("NYC_TLC_SERVER_LOOP_S"):  # both releases read the 2.x name
+            env["PREFECT_API_SERVICES_SCHEDULER_LOOP_SECONDS"] = loop_s
         if PREFECT_MAJOR >= 3:  # only Prefect 3's server can ask for credentials
             env["PREFECT_SERVER_API_AUTH_STRING"] = self.auth_file(root).read_text().strip()
         return env
@@ -120,7 +126,7 @@ class PrefectServer(Service):
         # Prefect 3: runs whose heartbeats stop are Crashed by an automation (nyctaxi/runtime.py). In a
         # process of its own: this one may not read Prefect's settings yet (the tests set them later).
         if PREFECT_MAJOR >= 3:
-            env = {**super().env(root), **client_env(self.exports(root, port))}
+            env = {**super().env(root, port), **client_env(self.exports(root, port))}
             subprocess.run([sys.executable, "-c", "import asyncio; from nyctaxi.runtime import crash_silent_runs; "
                             "asyncio.run(crash_silent_runs())"], env=env, check=True)
 
@@ -128,7 +134,7 @@ class PrefectServer(Service):
         exports = {"PREFECT_HOME": root / "prefect", "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
         if PREFECT_MAJOR >= 3:
-            exports["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = HEARTBEAT_S
+            exports["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = heartbeat_s()
             exports["PREFECT_API_AUTH_STRING"] = FileContent(self.auth_file(root))
         return exports
 
@@ -140,8 +146,8 @@ class GcsEmulator(Service):
         return [str(BIN / "gcp-storage-emulator"), "start", "--host", "127.0.0.1", "--port", str(port),
                 "--default-bucket", BUCKET, "-q"]
 
-    def env(self, root):
-        return {**super().env(root), "STORAGE_BASE": str(root / "gcs")}
+    def env(self, root, port):
+        return {**super().env(root, port), "STORAGE_BASE": str(root / "gcs")}
 
     def exports(self, root, port):
         return {"STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}", "GCS_BUCKET": BUCKET,
@@ -170,9 +176,9 @@ class BigQueryEmulator(Service):
                 "--grpc-port", str(grpc_port), "--persistent", "--data-dir", str(root / "bigquery"),
                 "--project", PROJECT]
 
-    def env(self, root):
+    def env(self, root, port):
         # gs:// loads read the GCS emulator's objects straight from its folder.
-        return {**super().env(root), "BQEMU_ENABLE_FORMAT_EXTENSIONS": "false",
+        return {**super().env(root, port), "BQEMU_ENABLE_FORMAT_EXTENSIONS": "false",
                 "BQEMU_GCS_LOCAL_ROOT": str(root / "gcs" / ".cloudstorage")}
 
     def prepare(self, root):

@@ -18,6 +18,10 @@ REPO_MARKER = "docker-requirements.txt"
 FALLBACK_DATA_ROOT = Path.home() / "nyc-tlc-data"
 
 
+class NotInLakeError(FileNotFoundError):
+    """A month asked of the lake's bucket that is not there: no retry brings it, etl_web_to_gcs does."""
+
+
 def data_root() -> Path:
     """``$NYC_TLC_DATA_DIR``, or the checkout's ``data/`` (``resources.REPO``): never the current directory."""
     configured = setting(DATA_DIR_ENV)

@@ -94,6 +94,8 @@ ENVIRONMENT: dict[str, Variable] = {
                                  "image /opt/prefect/data; else ~/nyc-tlc-data)"),
     "STORAGE_EMULATOR_HOST": Variable(None, "a GCS emulator to use instead of Google (the local stack sets it)"),
     "BIGQUERY_EMULATOR_HOST": Variable(None, "a BigQuery emulator to use instead of Google (the local stack sets it)"),
+    "NYC_TLC_RETRY_DELAY_S": Variable("3", "seconds before a step's first retry, doubled for each next one "
+                                      "(3, 6, 12 s; the tests' stack waits less)"),
     "MIMALLOC_PURGE_DELAY": Variable("0", "Arrow's allocator gives freed memory back after this many ms"),
     "MIMALLOC_ARENA_EAGER_COMMIT": Variable("0", "Arrow's allocator commits arenas lazily"),
     # The block scripts
@@ -115,6 +117,14 @@ ENVIRONMENT: dict[str, Variable] = {
     # The local stack
     "STACK_DIR": Variable(None, "where the local stack keeps its state (unset: the checkout's .stack/)"),
     "NYC_TLC_MIRROR_ROWS": Variable("100000", "rows per month served by the local mirror (full: the real sizes)"),
+    "NYC_TLC_STACK_PORTS": Variable("preferred", "preferred: the local stack takes 4200, 9023, 9050, 8765 and 5432 "
+                                    "when free; any: free ports only (the tests' stacks, which start side by side)"),
+    "NYC_TLC_SERVER_LOOP_S": Variable(None, "seconds between the local Prefect server's scheduler loops, which make "
+                                      "a cron deployment's runs (unset: Prefect's 60)"),
+    "NYC_TLC_HEARTBEAT_S": Variable("30", "Prefect 3: seconds between a flow run's heartbeats on the local stack "
+                                    "(Prefect's minimum is 30)"),
+    "NYC_TLC_SILENCE_S": Variable("90", "Prefect 3: a run without a heartbeat for this long is marked Crashed "
+                                  "(the local stack's automation)"),
     "NYC_TAXI_CACHE": Variable(None, "where make image caches the offline base image and wheels "
                                "(unset: ~/.cache/nyctaxi-prefect)"),
     "NYC_TLC_BENCH_CACHE": Variable(None, "where the benchmark keeps the full-size months it generated "
@@ -157,6 +167,18 @@ def container_settings(local: bool) -> tuple[dict[str, str], list[str]]:
 def setting(name: str) -> str | None:
     """The value of environment variable ``name`` (one of ``ENVIRONMENT``), or its default; empty counts as unset."""
     return os.environ.get(name) or ENVIRONMENT[name].default
+
+
+def seconds(name: str) -> float:
+    """A setting that is a number of seconds."""
+    return float(setting(name))
+
+
+def retry_delays(retries: int) -> list[float]:
+    """The waits before each of ``retries`` retries: ``NYC_TLC_RETRY_DELAY_S``, doubling (3, 6, 12 s),
+    as Prefect's ``exponential_backoff(backoff_factor=3)``. Read when the tasks are defined."""
+    first = seconds("NYC_TLC_RETRY_DELAY_S")
+    return [first * 2**attempt for attempt in range(retries)]
 
 
 DISTRIBUTION = "nyc-taxi-etl"  # pyproject.toml's project name

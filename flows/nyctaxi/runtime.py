@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from importlib.metadata import version
 
+from .resources import seconds
+
 # From the installed metadata, not ``prefect.__version__``: importing prefect reads its settings, and
 # the local stack's tools decide on the runtime before they set the environment Prefect should read.
 PREFECT_VERSION = version("prefect")
@@ -41,9 +43,18 @@ AUTOMATION_SUBJECT = "Prefect flow run {{ flow_run.name }}: {{ flow_run.state.na
 AUTOMATION_BODY = ("Flow run {{ flow_run.name }} of flow {{ flow.name }} entered state {{ flow_run.state.name }}: "
                    "{{ flow_run.state.message }}\n{{ flow_run|ui_url }}")
 # Prefect 3's flows send a heartbeat every PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds (the stack sets
-# HEARTBEAT_S); a run that misses them for SILENCE_S is Crashed (its process is gone), which alerts.
-HEARTBEAT_S = 30
-SILENCE_S = 90
+# heartbeat_s()); a run that misses them for silence_s() is Crashed (its process is gone), which alerts.
+
+
+def heartbeat_s() -> int:
+    """Seconds between a flow run's heartbeats on the local stack (``NYC_TLC_HEARTBEAT_S``, 30)."""
+    return int(seconds("NYC_TLC_HEARTBEAT_S"))
+
+
+def silence_s() -> int:
+    """Seconds without a heartbeat after which a run is Crashed (``NYC_TLC_SILENCE_S``, 90)."""
+    return int(seconds("NYC_TLC_SILENCE_S"))
+
 CRASH_SILENT_RUNS = "crash flow runs whose heartbeats stopped"
 
 
@@ -103,7 +114,7 @@ async def stop_alerts() -> None:
 
 
 async def crash_silent_runs() -> None:
-    """Prefect 3: an automation that sets Crashed a flow run that has been Running for SILENCE_S
+    """Prefect 3: an automation that sets Crashed a flow run that has been Running for ``silence_s()``
     seconds without a heartbeat (its process died, or its machine). Prefect 2 has no heartbeats: the stack marks such
     runs when its server starts (``stack/crashed_runs.py``)."""
     if PREFECT_MAJOR < 3:
@@ -116,6 +127,7 @@ async def crash_silent_runs() -> None:
     from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 
     ended = {f"prefect.flow-run.{state}" for state in ("Completed", "Failed", "Cancelled", "Crashed")}
+    silence = silence_s()
     async with get_client() as client:
         await _replace_automation(client, AutomationCore(
             name=CRASH_SILENT_RUNS,
@@ -125,6 +137,6 @@ async def crash_silent_runs() -> None:
                                  # whose process died before its first heartbeat got out is caught.
                                  after={"prefect.flow-run.Running", "prefect.flow-run.heartbeat"},
                                  expect={"prefect.flow-run.heartbeat", *ended},
-                                 posture=Posture.Proactive, threshold=1, within=timedelta(seconds=SILENCE_S)),
+                                 posture=Posture.Proactive, threshold=1, within=timedelta(seconds=silence)),
             actions=[ChangeFlowRunState(state=StateType.CRASHED,
-                                        message=f"no heartbeat for {SILENCE_S} s: the flow run's process is gone")]))
+                                        message=f"no heartbeat for {silence} s: the flow run's process is gone")]))

@@ -67,7 +67,9 @@ def test_code_running_from_a_copy_writes_to_the_installed_checkout_s_data(tmp_pa
     import shutil
 
     copy = tmp_path / "tmpabcprefect"
-    shutil.copytree(REPO / copied, copy, ignore=shutil.ignore_patterns("__pycache__", ".venv", ".stack", "data", ".git"))
+    ignored = [line.strip().rstrip("/") for line in (REPO / ".prefectignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")]  # what Prefect leaves out of its copy
+    shutil.copytree(REPO / copied, copy, ignore=shutil.ignore_patterns(*ignored))
     env = {k: v for k, v in os.environ.items() if k != "NYC_TLC_DATA_DIR"}
     out = subprocess.run(
         [sys.executable, "-c", "from nyctaxi import lake; print(lake.data_root(), lake.__file__)"],

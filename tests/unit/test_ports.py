@@ -22,8 +22,19 @@ def test_a_port_another_program_took_moves_and_says_so_in_one_line(tmp_path, cap
                                        f"run `source {tmp_path / 'env'}` again in the shells that use the stack\n")
 
 
-def test_a_first_start_takes_the_preferred_port_when_it_is_free(tmp_path, capsys):
+def test_a_first_start_takes_the_preferred_port_when_it_is_free(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("NYC_TLC_STACK_PORTS", raising=False)
     mirror = Mirror()
     port = ctl.choose_port(mirror, None, tmp_path / "env")
     assert port == mirror.preferred_port or not ctl.port_free(mirror.preferred_port)
     assert capsys.readouterr().out == ""
+
+
+def test_the_tests_stacks_take_free_ports_only(tmp_path, monkeypatch):
+    """Two stacks starting side by side would both see the preferred port free, and one would fail."""
+    monkeypatch.setenv("NYC_TLC_STACK_PORTS", "any")
+    mirror = Mirror()
+    ports = {ctl.choose_port(mirror, None, tmp_path / "env") for _ in range(5)}
+    assert mirror.preferred_port not in ports
+    before = free_port()  # a restart still keeps its port
+    assert ctl.choose_port(mirror, before, tmp_path / "env") == before

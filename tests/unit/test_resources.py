@@ -9,8 +9,8 @@ from nyctaxi import resources
 
 REPO = Path(__file__).resolve().parents[2]
 CODE = [p for folder in ("flows", "blocks", "deployments", "stack", "bench") for p in (REPO / folder).rglob("*.py")]
-# os.environ.get("X"), os.environ["X"], setting("X"), and the constants resources names them by.
-READS = re.compile(r'(?:os\.environ(?:\.get)?[\[(]|getenv\(|setting\()\s*"([A-Z][A-Z0-9_]*)"')
+# os.environ.get("X"), os.environ["X"], setting("X"), seconds("X"), and the constants resources names them by.
+READS = re.compile(r'(?:os\.environ(?:\.get)?[\[(]|getenv\(|setting\(|seconds\()\s*"([A-Z][A-Z0-9_]*)"')
 CONSTANT_READS = re.compile(r"setting\(([A-Z_]+_ENV)\)")
 
 
