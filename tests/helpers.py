@@ -61,13 +61,16 @@ def flow_run_named(name: str):
 def browser_page(width: int = 1400, height: int = 900):
     """A page of headless Chromium (Playwright gives it a new, empty user-data dir of its own).
     Prefect's API cannot be called inside: Playwright's event loop runs until the block ends."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
+    # The UI on a busy machine (the suite's workers side by side): 30 s where Playwright waits 5.
+    expect.set_options(timeout=30_000)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page(viewport={"width": width, "height": height})
+            page.set_default_timeout(60_000)
             if auth := os.environ.get("PREFECT_API_AUTH_STRING"):  # where Prefect 3's UI keeps its login
                 token = base64.b64encode(auth.encode()).decode()
                 page.add_init_script(f"localStorage.setItem('prefect-password', '{token}')")
@@ -130,6 +133,31 @@ def run(*cmd: str, cwd: Path = REPO, env: dict | None = None) -> str:
     return result.stdout + result.stderr
 
 
+def save_blocks(script: str, *args: str) -> str:
+    """``python blocks/<script> args``, run in this process; its output. For putting the stack's
+    blocks back after a test: a process of its own would cost an import of Prefect (about 5 s of CPU)."""
+    import contextlib
+    import runpy
+
+    argv, path = sys.argv, sys.path[:]
+    sys.argv, sys.path[:0] = [script, *args], [str(REPO / "blocks")]  # the scripts import their neighbours
+    output = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+            runpy.run_path(str(REPO / "blocks" / script), run_name="__main__")
+    finally:
+        sys.argv, sys.path[:] = argv, path
+    return output.getvalue()
+
+
+def delete_block(slug: str, name: str) -> None:
+    """Delete the block ``slug/name`` from the stack's Prefect server."""
+    async def delete(client):
+        document = await client.read_block_document_by_name(name, block_type_slug=slug)
+        await client.delete_block_document(document.id)
+    api(delete)
+
+
 def deploy_prefect_yaml(*docker_pool_args: str) -> str:
     """prefect.yaml's work pools (the docker pool for the local stack, with ``docker_pool_args``), then
     ``prefect deploy --all`` from the checkout; the output."""
@@ -157,6 +185,23 @@ def run_logs(flow_run_id) -> list[str]:
 
     APILogWorker.drain_all(timeout=30)
     return [log.message for log in api(lambda c: c.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))))]
+
+
+def task_runs_of(state) -> list:
+    """The task runs of the flow run whose final state is ``state``."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    runs = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+    return api(lambda c: c.read_task_runs(flow_run_filter=runs))
+
+
+def start_run(deployment: str, **parameters) -> UUID:
+    """A flow run of ``deployment`` (``flow/deployment``) with ``parameters``, made through the API as
+    `prefect deployment run` makes it (without that command's process: about 5 s of CPU)."""
+    async def create(client):
+        found = await client.read_deployment_by_name(deployment)
+        return (await client.create_flow_run_from_deployment(found.id, parameters=parameters)).id
+    return api(create)
 
 
 def flow_run_id(cli_output: str) -> UUID:

@@ -11,7 +11,7 @@ import pytest
 from prefect_gcp import GcpCredentials
 from prefect_gcp.cloud_storage import GcsBucket
 
-from helpers import new_private_key
+from helpers import delete_block, new_private_key, save_blocks
 from nyctaxi.resources import GcsBlock, gcs_bucket, google_credentials, lake_bucket
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,7 +29,7 @@ def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
 @pytest.fixture
 def restore_local_blocks():
     yield
-    assert run("--local").returncode == 0
+    save_blocks("make_gcp_blocks.py", "--local")
 
 
 def test_service_account_blocks_keep_the_key_secret(tmp_path, restore_local_blocks):
@@ -69,6 +69,7 @@ def test_key_and_bucket_can_come_from_the_environment(tmp_path, restore_local_bl
     assert GcsBucket.load("zoom-gcs").bucket == "lake-p2"
 
 
+@pytest.mark.plain
 def test_a_file_that_is_not_a_service_account_key_is_refused(tmp_path):
     key = tmp_path / "adc.json"
     key.write_text(json.dumps({"type": "authorized_user", "refresh_token": "secret-refresh"}))
@@ -77,6 +78,7 @@ def test_a_file_that_is_not_a_service_account_key_is_refused(tmp_path):
     assert "secret-refresh" not in result.stdout + result.stderr
 
 
+@pytest.mark.plain
 def test_an_incomplete_or_broken_key_is_refused_without_quoting_it(tmp_path):
     key = tmp_path / "sa.json"
     key.write_text(json.dumps({"type": "service_account", "private_key": PRIVATE_KEY, "client_email": "x@p"}))
@@ -90,6 +92,7 @@ def test_an_incomplete_or_broken_key_is_refused_without_quoting_it(tmp_path):
     assert KEY_BODY[::-1] not in result.stdout + result.stderr
 
 
+@pytest.mark.plain
 def test_local_mode_needs_the_stack_environment():
     env = {k: v for k, v in os.environ.items() if k != "STORAGE_EMULATOR_HOST"}
     result = run("--local", env=env)
@@ -108,15 +111,13 @@ def test_local_blocks_point_at_the_stack():
 
 
 def test_a_missing_bucket_block_says_how_to_make_it(restore_local_blocks):
-    prefect = Path(sys.executable).with_name("prefect")
-    deleted = subprocess.run([str(prefect), "block", "delete", "gcs-bucket/zoom-gcs"], capture_output=True, text=True,
-                             timeout=120, stdin=subprocess.DEVNULL)
-    assert deleted.returncode == 0, deleted.stdout + deleted.stderr
+    delete_block("gcs-bucket", "zoom-gcs")
     with pytest.raises(RuntimeError, match=r"no gcs-bucket block named 'zoom-gcs' on this Prefect server: "
                                            r"create it with `python blocks/make_gcp_blocks.py --help`"):
         gcs_bucket()
 
 
+@pytest.mark.plain
 def test_a_key_file_named_in_the_credentials_block_is_used(tmp_path):
     """``service_account_file`` (a block made in the UI may name a key file instead of holding it)."""
     key = tmp_path / "sa.json"
@@ -129,6 +130,7 @@ def test_a_key_file_named_in_the_credentials_block_is_used(tmp_path):
     assert google_credentials({"service_account_file": str(key), "project": "other"})[1] == "other"
 
 
+@pytest.mark.plain
 def test_a_bucket_block_made_without_credentials_uses_application_default_credentials():
     block = GcsBlock.from_fields({"bucket": "b"})  # what a GcsBucket saved from the UI may hold
     assert block == GcsBlock("b", "", {})
@@ -146,7 +148,7 @@ def run_pg(*args: str, env: dict) -> subprocess.CompletedProcess:
 @pytest.fixture
 def restore_local_postgres_block():
     yield
-    assert run_pg("--local", env=dict(os.environ)).returncode == 0
+    save_blocks("make_postgres_block.py", "--local")
 
 
 def test_postgres_block_keeps_the_password_secret(restore_local_postgres_block):
@@ -164,6 +166,7 @@ def test_postgres_block_keeps_the_password_secret(restore_local_postgres_block):
     assert info.password.get_secret_value() == secret and secret not in repr(info)
 
 
+@pytest.mark.plain
 def test_postgres_block_without_a_password_says_how_to_give_one():
     env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_PASSWORD", "POSTGRES_PASSWORD_FILE")}
     result = run_pg("--host", "db.example", env=env)

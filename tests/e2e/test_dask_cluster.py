@@ -93,7 +93,7 @@ def test_a_machine_lost_mid_backfill_leaves_every_month_loaded_once(tmp_path):
     months = range(1, 7)
     files = [f"fhv_tripdata_2021-{m:02}.csv.gz" for m in months]
     rows = MIRROR_ROWS + 11
-    with FaultServer(tmp_path / "release", rows=rows, slow_s=8) as release, \
+    with FaultServer(tmp_path / "release", rows=rows, slow_s=4) as release, \
             dask_cluster(tmp_path, release.base_url) as (address, workers):
         for m in months:  # every download takes a while: the kill falls in the middle of the work
             release.script("fhv", 2021, m, "slow")
@@ -104,7 +104,7 @@ def test_a_machine_lost_mid_backfill_leaves_every_month_loaded_once(tmp_path):
         while not landed(tmp_path, "b"):  # machine b has finished a month and is into its next
             assert time.monotonic() < deadline and first.poll() is None, (tmp_path / "backfill.log").read_text()[-3000:]
             time.sleep(0.2)
-        time.sleep(2)
+        time.sleep(1)  # into its next month's download (4 s)
         stop_group(workers["b"], signals=(signal.SIGKILL,))  # the machine goes away, nanny and all
         first.wait(timeout=300)
         if first.returncode != 0:  # what the cluster could not finish, a second run does

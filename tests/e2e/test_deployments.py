@@ -23,6 +23,7 @@ from helpers import (
     read_object,
     run,
     running_agent,
+    start_run,
     wait_final,
 )
 
@@ -131,9 +132,7 @@ def fetch_state_of_a_run(deployment: str, month: int, year: int, agent_log: Path
     return the final state of its one ``fetch`` task (``Cached`` when the download was reused)."""
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
 
-    out = run(str(BIN / "prefect"), "deployment", "run", deployment,
-              "-p", f"months=[{month}]", "-p", f"year={year}", "-p", "color=green")
-    parent = wait_final(flow_run_id(out))
+    parent = wait_final(start_run(deployment, months=[month], year=year, color="green"))
     assert parent.state.is_completed(), f"{parent.state}\nagent log:\n{agent_log.read_text()[-3000:]}"
 
     async def fetch_state(client):

@@ -21,6 +21,7 @@ from helpers import (
     run,
     running_agent,
     running_worker,
+    save_blocks,
     wait_final,
 )
 
@@ -56,7 +57,7 @@ def docker_agent(engine, tmp_path_factory):
     with running_agent(tmp_path_factory.mktemp("docker-agent") / "agent.log", DOCKER_HOST=engine) as log:
         yield log
     # Put the block back as the other tests expect it.
-    run(str(BIN / "python"), str(REPO / "blocks" / "make_docker_block.py"), "--local")
+    save_blocks("make_docker_block.py", "--local")
 
 
 def test_docker_flow_runs_in_a_container_and_lands_both_months(docker_agent):
@@ -94,7 +95,7 @@ def test_docker_zoom_runs_in_a_container_taken_by_a_docker_worker(engine, tmp_pa
             assert flow_run.state.is_completed(), f"{flow_run.state}\nworker log:\n{log.read_text()[-4000:]}"
             worker_log = log.read_text()
     finally:  # the pool as the other tests expect it
-        run(str(BIN / "python"), str(REPO / "blocks" / "make_docker_pool.py"), "--local")
+        save_blocks("make_docker_pool.py", "--local")
     assert read_object(key).metadata.num_rows == MIRROR_ROWS
     assert "docker" in worker_log.lower() and str(flow_run.id) in worker_log
     # It ran in the container: the lake file was written there, not on this host.

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from etl_gcs_to_bq import etl_gcs_to_bq
 from etl_web_to_gcs import etl_web_to_gcs
@@ -46,6 +47,7 @@ def staged_files(data_dir: Path) -> list[Path]:
     return [p for p in (data_dir / ".staging").rglob("*") if p.is_file()] if (data_dir / ".staging").exists() else []
 
 
+@pytest.mark.plain
 def test_a_header_only_edition_is_refused_at_every_destination_and_each_keeps_its_rows(server, data_dir):
     color, year, month, source = "yellow", 2019, 1, "yellow_tripdata_2019-01.csv.gz"
     url = server.publish(color, year, month, rows=3000)
@@ -106,6 +108,7 @@ def test_a_corrected_edition_at_the_same_url_is_fetched_afresh_and_loaded(server
     assert postgres_counts(TABLE)[source] == recorded_rows(TABLE, source) == 2990
 
 
+@pytest.mark.plain
 def test_allow_shrink_loads_a_much_smaller_edition_everywhere(server, data_dir):
     color, year, month, source = "yellow", 2019, 8, "yellow_tripdata_2019-08.csv.gz"
     server.publish(color, year, month, rows=3000)
@@ -140,6 +143,7 @@ def test_an_unreachable_server_during_the_check_falls_back_to_the_cached_downloa
     assert object_rows(color, year, month) == 3000
 
 
+@pytest.mark.plain
 def test_an_object_uploaded_without_its_row_count_is_compared_by_its_parquet_footer(server, data_dir):
     """Objects uploaded before the rows metadata existed; here on a machine whose local lake is empty."""
     color, year, month = "yellow", 2019, 9

@@ -20,7 +20,7 @@ from stack.services import PrefectServer, free_port
 from etl_web_to_gcs import etl_web_to_gcs
 from faults import FaultServer
 from helpers import BIN, REPO, api, run
-from nyctaxi.runtime import HEARTBEAT_S, SILENCE_S, stop_alerts
+from nyctaxi.runtime import heartbeat_s, silence_s, stop_alerts
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -82,7 +82,7 @@ def test_a_run_whose_prefect_server_died_ends_crashed_when_the_server_starts_aga
     run(str(BIN / "python"), str(REPO / "blocks" / "make_notification_block.py"), "--url", url, env=env)
     # The flow checks its block before it starts (cli.run): this server gets the stack's.
     run(str(BIN / "python"), str(REPO / "blocks" / "make_gcp_blocks.py"), "--local", env=env)
-    with slow_flow(tmp_path, env, month=4, slow_s=30) as flow:
+    with slow_flow(tmp_path, env, month=4, slow_s=12) as flow:
         deadline = time.monotonic() + 60
         while not (running := [r for r in call(api_url, "/flow_runs/filter", {})
                                if r["state_type"] == "RUNNING" and r["infrastructure_pid"]]):
@@ -117,13 +117,13 @@ def test_a_run_whose_process_is_killed_ends_crashed_on_its_own_and_alerts(webhoo
     url, received = webhook
     run(str(BIN / "python"), str(REPO / "blocks" / "make_notification_block.py"), "--url", url)
     env = {**os.environ, "NYC_TLC_DATA_DIR": str(tmp_path / "data")}
-    assert env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == str(HEARTBEAT_S)  # from the stack's env
+    assert env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == str(heartbeat_s())  # from the stack's env
     with slow_flow(tmp_path, env, month=5, slow_s=60) as flow:
         flow_run = wait_for_running_run_of(flow)
         flow.kill()  # the machine goes away: no hook runs, nothing reports
         flow.wait()
     killed_at = time.monotonic()
-    deadline = killed_at + SILENCE_S + 3 * HEARTBEAT_S + 60
+    deadline = killed_at + silence_s() + 3 * heartbeat_s() + 60
     while (state := api(lambda c: c.read_flow_run(flow_run.id)).state).type.value == "RUNNING":
         assert time.monotonic() < deadline, "the run stayed Running"
         time.sleep(2)

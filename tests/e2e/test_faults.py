@@ -10,11 +10,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from etl_web_to_gcs import etl_web_to_gcs
 from faults import FaultServer
-from helpers import MIRROR_ROWS, api, object_exists, read_object, run_logs
+from helpers import MIRROR_ROWS, object_exists, read_object, run_logs, task_runs_of
 from parameterized_flow import etl_parent_flow
 
 
@@ -86,9 +85,15 @@ def test_a_body_that_is_not_the_expected_csv_says_what_is_wrong_and_writes_nothi
     assert not object_exists("data/yellow/yellow_tripdata_2020-05.parquet")
 
 
+# The project's own checks (tests/unit/test_dataset.py checks them too) run once; Prefect's parameter
+# validation on both runtimes.
+OWN_CHECK = pytest.mark.plain
+
+
 @pytest.mark.parametrize("kwargs", [
-    {"color": "purple"}, {"month": 0}, {"month": 13}, {"year": 1999}, {"month": "March"},
-    {"month": True}, {"year": True},  # not taken as month 1, year 1
+    *(pytest.param(kwargs, marks=OWN_CHECK) for kwargs in ({"color": "purple"}, {"month": 0}, {"month": 13},
+                                                           {"year": 1999})),
+    {"month": "March"}, {"month": True}, {"year": True},  # not taken as month 1, year 1
 ])
 def test_bad_parameters_fail_before_any_network_call(server, data_dir, kwargs):
     state = etl_web_to_gcs(**{"year": 2020, "month": 6, "color": "yellow", **kwargs}, return_state=True)
@@ -97,7 +102,8 @@ def test_bad_parameters_fail_before_any_network_call(server, data_dir, kwargs):
     assert files_under(data_dir) == []
 
 
-@pytest.mark.parametrize("months", [[], [6, 13], [6, "x"], [True, 2]])
+@pytest.mark.parametrize("months", [pytest.param([], marks=OWN_CHECK), pytest.param([6, 13], marks=OWN_CHECK),
+                                    [6, "x"], [True, 2]])
 def test_bad_months_fail_the_parent_before_any_network_call(server, data_dir, months):
     state = etl_parent_flow(months=months, year=2020, color="yellow", return_state=True)
     assert state.is_failed()
@@ -125,7 +131,7 @@ def small_disk(tmp_path):
 
 @pytest.mark.parametrize("size, where, fails_in", [
     ("2m", "raw", "fetch"),  # the download (2.7 MB) does not fit
-    ("4500k", "", "clean"),  # the download fits, its parquet (2.9 MB) does not
+    pytest.param("4500k", "", "clean", marks=pytest.mark.plain),  # the download fits, its parquet (2.9 MB) does not
 ])
 def test_a_full_disk_fails_once_naming_the_folder_and_leaves_no_partial_file(tmp_path, small_disk, monkeypatch,
                                                                              size, where, fails_in):
@@ -140,8 +146,7 @@ def test_a_full_disk_fails_once_naming_the_folder_and_leaves_no_partial_file(tmp
     assert f"DiskFullError: [Errno 28] no space left on the disk of {folder}: the file needs " in state.message
     assert "MB are free; free some space there, or set NYC_TLC_DATA_DIR to a folder on a larger disk" in state.message
     assert big.requests[big.path_of(url)] == 1  # not retried: the disk is as full the next time
-    runs = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
-    failed = [t for t in api(lambda c: c.read_task_runs(flow_run_filter=runs)) if t.state.is_failed()]
+    failed = [t for t in task_runs_of(state) if t.state.is_failed()]
     assert [t.name.rsplit("-", 1)[0] for t in failed] == [fails_in]
     left = files_under(data)
     assert [p for p in left if ".staging" in p or p.endswith(".part")] == []

@@ -14,6 +14,8 @@ from helpers import bucket
 from nyctaxi import gcs
 from nyctaxi.failures import ServiceUnreachableError, reaching
 
+pytestmark = pytest.mark.plain
+
 
 @pytest.fixture
 def lake_file(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 from psycopg2.errors import InsufficientPrivilege
 
 from etl_web_to_postgres import etl_web_to_postgres
-from helpers import REPO, postgres_connection, run
+from helpers import REPO, postgres_connection, save_blocks
 
 ETL_ROLE = "ny_taxi_etl"
 
@@ -56,6 +56,7 @@ def test_the_block_connects_as_a_role_that_is_no_superuser_and_cannot_create_dat
                 cur.execute(statement)
 
 
+@pytest.mark.plain
 def test_a_table_the_role_does_not_own_is_out_of_its_reach():
     admin = admin_connection()
     with admin.cursor() as cur:
@@ -79,5 +80,5 @@ def test_saving_the_block_with_a_superuser_warns_and_says_what_to_do():
         assert "'root' is a superuser" in result.stderr and "create a role for them" in result.stderr
         assert admin_password not in result.stdout + result.stderr
     finally:
-        local = run(sys.executable, str(REPO / "blocks" / "make_postgres_block.py"), "--local")
+        local = save_blocks("make_postgres_block.py", "--local")
     assert "superuser" not in local  # the stack's own block uses the flows' role

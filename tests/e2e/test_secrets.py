@@ -16,7 +16,7 @@ import pytest
 from docker.utils.build import exclude_paths
 from prefect.client.schemas.filters import LogFilter, LogFilterTimestamp
 
-from helpers import BIN, PREFECT_MAJOR, REPO, api, deploy_prefect_yaml, new_private_key, run
+from helpers import BIN, PREFECT_MAJOR, REPO, api, deploy_prefect_yaml, new_private_key, run, save_blocks
 
 
 class _TokenEndpoint(BaseHTTPRequestHandler):
@@ -50,7 +50,7 @@ def service_account(tmp_path_factory):
     run(str(BIN / "python"), str(REPO / "blocks" / "make_gcp_blocks.py"), "--key", str(key_file),
         "--bucket", os.environ["GCS_BUCKET"])
     yield info
-    run(str(BIN / "python"), str(REPO / "blocks" / "make_gcp_blocks.py"), "--local")
+    save_blocks("make_gcp_blocks.py", "--local")
     server.shutdown()
 
 
@@ -100,6 +100,7 @@ def test_every_flow_runs_and_no_secret_is_shown(service_account, tmp_path):
         assert all(secret not in out for out in outputs)
 
 
+@pytest.mark.plain
 def test_the_docker_build_context_holds_no_keys_or_state(service_account):
     stray = [REPO / "sa-key.json", REPO / ".stack" / "postgres-password", REPO / "data" / "secret.txt"]
     created = [p for p in stray if not p.exists()]
@@ -119,3 +120,4 @@ def test_the_docker_build_context_holds_no_keys_or_state(service_account):
     for path in (p for p in context if (REPO / p).is_file()):
         text = (REPO / path).read_text(errors="replace")
         assert all(secret not in text for secret in secrets(service_account)), path
+

@@ -10,10 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from stack import ctl
-from stack.services import PrefectServer, client_env, free_port
+from stack.services import free_port
 
-from helpers import PREFECT_MAJOR, REPO
+from helpers import PREFECT_MAJOR, REPO, delete_block, save_blocks
 
 
 def run_script(script: str, env: dict, cwd: Path, *args: str) -> subprocess.CompletedProcess:
@@ -56,14 +55,13 @@ def test_a_stopped_stack_is_told_to_start(shell, server, tmp_path):
 
 
 def test_a_missing_block_is_named_with_the_script_that_makes_it(shell, server, tmp_path):
-    prefect, root, port = PrefectServer(), tmp_path / "empty-prefect", free_port()
-    ctl.start(prefect, port, root)  # a Prefect server that has no blocks
-    api = f"http://127.0.0.1:{port}/api"
-    try:  # the server's address (and on Prefect 3 its credentials), as its env file would give them
-        result = run_script("flows/etl_gcs_to_bq.py", {**shell, **client_env(prefect.exports(root, port))}, REPO,
-                            "--months", "3")
+    api = os.environ["PREFECT_API_URL"]
+    delete_block("gcs-bucket", "zoom-gcs")
+    try:  # the server's address (and on Prefect 3 its credentials), as the stack's env file gives them
+        prefect_env = {k: v for k, v in os.environ.items() if k.startswith("PREFECT_")}
+        result = run_script("flows/etl_gcs_to_bq.py", {**shell, **prefect_env}, REPO, "--months", "3")
     finally:
-        ctl.stop(prefect, root)
+        save_blocks("make_gcp_blocks.py", "--local")
     assert result.returncode == 2
     assert last_line(result) == (f"etl_gcs_to_bq.py: no gcs-bucket block named 'zoom-gcs' on the Prefect server "
                                  f"at {api}: `make stack` saves the local stack's blocks; for real GCP or your "
@@ -81,6 +79,7 @@ def test_a_failed_run_ends_its_output_with_one_line_saying_why(shell, server):
                                  "colour, year and month")
 
 
+@pytest.mark.plain
 def test_make_sql_opens_psql_on_the_stack_s_postgres_as_the_flows_role():
     password = (Path(os.environ["POSTGRES_PASSWORD_FILE"])).read_text().strip()
 
@@ -95,3 +94,16 @@ def test_make_sql_opens_psql_on_the_stack_s_postgres_as_the_flows_role():
     piped = make_sql(stdin="select 40 + 2 as answer;\n")  # psql reads what it is given, as a shell would
     assert piped.returncode == 0 and "42" in piped.stdout
     assert password not in one.stdout + one.stderr + piped.stdout + piped.stderr
+
+
+def test_the_ui_asks_the_stack_s_own_api_whatever_its_port():
+    """Prefect's UI reads the API's address from /ui-settings, which says port 4200 unless told otherwise:
+    on another port the UI showed "Can't connect to Server API", and on Prefect 3 sent the stack's
+    credentials to whatever listened on 4200. The tests' stacks are never on 4200."""
+    import json
+    import urllib.request
+
+    api = os.environ["PREFECT_API_URL"]
+    assert not api.startswith("http://127.0.0.1:4200/")
+    with urllib.request.urlopen(api.removesuffix("/api") + "/ui-settings", timeout=30) as response:
+        assert json.loads(response.read())["api_url"] == api

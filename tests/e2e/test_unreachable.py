@@ -13,12 +13,13 @@ import time
 from pathlib import Path
 
 import psycopg2
+import pytest
 from stack import ctl
 from stack.generator import generate
 from stack.services import GcsEmulator, Postgres, free_port
 
 from faults import FaultServer
-from helpers import BIN, REPO, run, serve_directory
+from helpers import BIN, REPO, run, save_blocks, serve_directory
 
 FAIL_WITHIN_S = 90
 LOCAL_FIX = "start the local stack with `make stack`, then `source .stack/env` in this shell"
@@ -91,6 +92,7 @@ def killed_mid_run(service, root: Path, month: Path, script: str, args: list[str
         ctl.stop(service, root)
 
 
+@pytest.mark.plain
 def test_the_gcs_endpoint_killed_mid_run(tmp_path):
     data, emulator, root, port = tmp_path / "data", GcsEmulator(), tmp_path / "gcs-stack", free_port()
     ctl.start(emulator, port, root)
@@ -123,7 +125,7 @@ def test_postgresql_killed_mid_copy(tmp_path):
                                 "etl_web_to_postgres.py", ["--year", "2019", "--month", "7", "--table", "t_gone"],
                                 {"NYC_TLC_DATA_DIR": str(data)}, ready=copying)
     finally:
-        run(*block, "--local")
+        save_blocks("make_postgres_block.py", "--local")
     assert f"cannot reach PostgreSQL at 127.0.0.1:{port} (connection refused): {LOCAL_FIX}" in output
     assert partial_files(data) == []
 

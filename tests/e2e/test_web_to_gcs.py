@@ -29,7 +29,8 @@ def files_under(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
 
 
-@pytest.mark.parametrize("color, year, month", [("yellow", 2021, 1), ("green", 2020, 1), ("fhv", 2019, 1)])
+@pytest.mark.parametrize("color, year, month", [("yellow", 2021, 1), pytest.param("green", 2020, 1, marks=pytest.mark.plain),
+                                                pytest.param("fhv", 2019, 1, marks=pytest.mark.plain)])
 def test_month_lands_in_the_bucket_with_every_row_and_the_declared_schema(data_dir, color, year, month):
     uri = etl_web_to_gcs(year=year, month=month, color=color)
 
@@ -43,6 +44,7 @@ def test_month_lands_in_the_bucket_with_every_row_and_the_declared_schema(data_d
     assert pq.ParquetFile(local).metadata.num_rows == MIRROR_ROWS
 
 
+@pytest.mark.plain
 def test_two_months_of_a_colour_have_identical_schemas(data_dir):
     # 2021-03 has the empty 2021 tail (nulls); 2019-03 has none: same schema all the same.
     etl_web_to_gcs(year=2021, month=3, color="yellow")
@@ -52,6 +54,7 @@ def test_two_months_of_a_colour_have_identical_schemas(data_dir):
     assert declared_part(a).equals(declared_part(b), check_metadata=True)
 
 
+@pytest.mark.plain
 def test_fhv_float_and_int_spellings_write_the_same_schema(data_dir):
     etl_web_to_gcs(year=2020, month=5, color="fhv")  # location ids written as 12.0
     etl_web_to_gcs(year=2020, month=6, color="fhv")  # written as 12
@@ -94,6 +97,7 @@ def test_a_month_goes_to_the_bucket_without_prefect_gcp_or_pandas_in_memory(tmp_
     assert result.stdout.splitlines()[-1] == "[]"
 
 
+@pytest.mark.plain
 @pytest.mark.parametrize("kwargs, says", [
     ({"color": "purple"}, "yellow, green, fhv"),
     ({"month": 0}, "from 1 to 12"),
@@ -108,6 +112,7 @@ def test_bad_parameters_fail_before_anything_is_written(data_dir, kwargs, says):
     assert {b.name for b in bucket().list_blobs()} == before
 
 
+@pytest.mark.plain
 @pytest.mark.parametrize("months, says", [([], "months is empty"), ([6, 13], "month 13")])
 def test_parent_flow_checks_every_month_before_the_first_runs(data_dir, months, says):
     with pytest.raises(ParameterError, match=says):
@@ -122,6 +127,7 @@ def test_non_integer_month_is_rejected_by_prefect_validation(data_dir):
     assert files_under(data_dir) == []
 
 
+@pytest.mark.plain
 def test_any_server_with_the_release_layout_is_read_through_NYC_TLC_BASE_URL(data_dir, tmp_path, monkeypatch):
     mirror = tmp_path / "other-mirror"
     generate("green", 2021, 2, 1234, mirror / "green" / "green_tripdata_2021-02.csv.gz")
@@ -131,6 +137,7 @@ def test_any_server_with_the_release_layout_is_read_through_NYC_TLC_BASE_URL(dat
     assert read_object("data/green/green_tripdata_2021-02.parquet").metadata.num_rows == 1234
 
 
+@pytest.mark.plain
 def test_a_month_the_server_does_not_publish_fails_and_writes_nothing(data_dir):
     with pytest.raises(Exception, match="yellow_tripdata_2021-08.csv.gz is not published at http"):
         etl_web_to_gcs(year=2021, month=8, color="yellow")
