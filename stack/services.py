@@ -98,7 +98,10 @@ class PrefectServer(Service):
                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                # The UI asks this address for the API. Prefect's default is port 4200's, whatever ours is:
                # on Prefect 3 the UI sent the stack's credentials to whatever listened there.
-               "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api"}
+               "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",
+               # Where the server copies the UI it serves (Prefect's default is inside the venv, shared:
+               # two servers of one venv starting at once raced to delete and copy it, and one died).
+               "PREFECT_UI_STATIC_DIRECTORY": str(root / "prefect" / "ui")}
         if loop_s := setting("NYC_TLC_SERVER_LOOP_S"):  # both releases read the 2.x name
             env["PREFECT_API_SERVICES_SCHEDULER_LOOP_SECONDS"] = loop_s
         if PREFECT_MAJOR >= 3:  # only Prefect 3's server can ask for credentials
