@@ -20,6 +20,7 @@ if it is a superuser.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import sys
 from pathlib import Path
@@ -58,6 +59,27 @@ def warn_if_superuser(host: str, port: int, user: str, password: str, database: 
               f"them (see `python {sys.argv[0]} --help`) and save the block with it", file=sys.stderr)
 
 
+async def drop_rendered_url(name: str) -> None:
+    """Remove what the saved document holds beyond the block's fields.
+
+    prefect-sqlalchemy 0.4 (Prefect 2) saves ``_rendered_url``, the whole URL *with the password*,
+    beside the fields, outside the ones Prefect masks: the API's block documents (read without
+    ``include_secrets``) and ``prefect block inspect`` showed it. The block recomputes it from
+    ``connection_info`` when it is loaded, so the stored copy is dropped (the data replaced, not
+    merged, which also cleans a document saved by an older version of this script).
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import BlockDocumentUpdate
+
+    async with get_client() as client:
+        slug = SqlAlchemyConnector.get_block_type_slug()
+        document = await client.read_block_document_by_name(name, block_type_slug=slug, include_secrets=True)
+        private = [key for key in document.data if key.startswith("_")]
+        if private:
+            data = {key: value for key, value in document.data.items() if key not in private}
+            await client.update_block_document(document.id, BlockDocumentUpdate(data=data, merge_existing_data=False))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--local", action="store_true", help="use the local stack's PostgreSQL")
@@ -76,6 +98,7 @@ def main() -> None:
         password=password, database=args.database,
     ))
     connector.save(BLOCK, overwrite=True)
+    asyncio.run(drop_rendered_url(BLOCK))
     print(f"saved block {BLOCK!r} (postgresql+psycopg2://{args.user}@{args.host}:{args.port}/{args.database})")
     warn_if_superuser(args.host, args.port, args.user, password, args.database)
 

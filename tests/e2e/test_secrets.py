@@ -121,3 +121,34 @@ def test_the_docker_build_context_holds_no_keys_or_state(service_account):
         text = (REPO / path).read_text(errors="replace")
         assert all(secret not in text for secret in secrets(service_account)), path
 
+
+def test_no_block_document_read_without_secrets_holds_one(service_account):
+    """What the API answers without ``include_secrets`` and what ``prefect block inspect`` prints
+    hold no password or key of the blocks the project saves: prefect-sqlalchemy 0.4 stored the
+    PostgreSQL URL with its password beside the masked fields (make_postgres_block.py drops it)."""
+    from prefect_sqlalchemy import SqlAlchemyConnector
+
+    from nyctaxi.resources import POSTGRES_BLOCK
+
+    def every_document() -> str:
+        async def read(client):
+            listed = (await client._client.post("/block_documents/filter", json={})).text
+            ids = [document["id"] for document in json.loads(listed)]
+            return listed + "".join([(await client._client.get(f"/block_documents/{i}")).text for i in ids])
+        return api(read)
+
+    # A document saved as the library saves it (so an older version of the script did) leaks on 2.20...
+    SqlAlchemyConnector.load(POSTGRES_BLOCK).save(POSTGRES_BLOCK, overwrite=True)
+    password = secrets(service_account)[-1]
+    assert (password in every_document()) == (PREFECT_MAJOR < 3)
+    # ...and the script's save leaves none, on either runtime.
+    save_blocks("make_postgres_block.py", "--local")
+    documents = every_document()
+    assert "postgres-connector" in documents and "zoom-gcp-creds" in documents
+    inspected = [run(str(BIN / "prefect"), "block", "inspect", slug)
+                 for slug in ("sqlalchemy-connector/postgres-connector", "gcp-credentials/zoom-gcp-creds")]
+    for secret in secrets(service_account):
+        assert secret not in documents
+        assert all(secret not in out for out in inspected)
+    with SqlAlchemyConnector.load(POSTGRES_BLOCK) as connector:  # and the block still connects
+        assert tuple(connector.fetch_one("SELECT current_user")) == ("ny_taxi_etl",)
