@@ -22,6 +22,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import ArtifactCreate
 
+from nyctaxi import markdown
 from nyctaxi.profile import Profile
 
 # What Prefect puts before the exception in a failed flow or task run's state message.
@@ -61,7 +62,7 @@ def record_month(destination: str, color: str, year: int, month: int, facts: dic
             "",
             "| | |",
             "|---|---|",
-            *(f"| {name} | {_cell(value) if isinstance(value, int) else f'`{value}`'} |"
+            *(f"| {name} | {markdown.text(_cell(value))} |"
               for name, value in facts.items()),
         ]),
     )
@@ -83,7 +84,8 @@ def profile_markdown(color: str, p: Profile) -> str:
         lines.append(f"- passenger_count: **{p.passengers.missing:,} missing**, {p.passengers.zero:,} zero "
                      "(kept as null and 0 in the lake: no fill).")
     lines += ["", "| column | type | nulls | min | max |", "|---|---|---:|---|---|",
-              *(f"| {c.name} | {c.type} | {c.nulls:,} | {_cell(c.min)} | {_cell(c.max)} |" for c in p.columns)]
+              *(f"| {c.name} | {c.type} | {c.nulls:,} | {markdown.text(_cell(c.min))} | {markdown.text(_cell(c.max))} |"
+                for c in p.columns)]
     return "\n".join(lines)
 
 
@@ -195,14 +197,14 @@ class Overview:
 async def record_failure(flow, flow_run, state) -> None:
     """``on_failure``/``on_crashed``: a short markdown artifact of the run, the reason first."""
     parameters = ", ".join(f"{k}={v!r}" for k, v in (flow_run.parameters or {}).items())
-    markdown = "\n".join([
-        f"### {state.name}: {failure_reason(state)}", "",
-        f"- flow: `{flow.name}` ({parameters})",
+    text = "\n".join([
+        f"### {state.name}: {markdown.text(failure_reason(state), limit=300)}", "",
+        f"- flow: `{flow.name}` ({markdown.text(parameters, limit=300)})",
         "- the full traceback is in this run's logs;",
         "- docs/failures.md lists each known failure with its fix.",
     ])
     async with get_client() as client:
         await client.create_artifact(ArtifactCreate(
-            type="markdown", flow_run_id=flow_run.id, data=markdown,
+            type="markdown", flow_run_id=flow_run.id, data=text,
             description=f"why {flow.name} {state.name.lower()}",
         ))

@@ -11,12 +11,15 @@ Each path answers with the next action of its script (then "ok" for ever):
   "slow"      the month, whole, spread over ``slow_s`` seconds
 What "ok" sends is the edition published at that path (``publish``; by default a generated
 month of ``rows`` rows), with an ETag of its bytes, so that a new edition is a new version.
-HEAD answers with the headers of the published edition. Every GET and HEAD is counted, per path.
+HEAD answers with the headers of the published edition (or ``head_status``), a GET of ``Range:
+bytes=0-0`` with its first byte (206). Every GET, HEAD and ranged GET is counted, per path.
 """
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
+import io
 import socket
 import struct
 import threading
@@ -40,6 +43,8 @@ class FaultServer(ThreadingHTTPServer):
         self.editions: dict[str, bytes] = {}
         self.requests: dict[str, int] = defaultdict(int)
         self.heads: dict[str, int] = defaultdict(int)
+        self.ranges: dict[str, int] = defaultdict(int)  # GETs of the first byte (a version check)
+        self.head_status: int | None = None  # HEAD answered with this error (403: a GET-only pre-signed URL)
         self.connections: list[socket.socket] = []
         self._lock = threading.Lock()
 
@@ -64,6 +69,20 @@ class FaultServer(ThreadingHTTPServer):
             body = generate(color, year, month, rows, file).read_bytes()
         with self._lock:
             self.editions[path] = body
+        return self.base_url + path
+
+    def publish_cells(self, color: str, year: int, month: int, cells: dict[tuple[int, str], str]) -> str:
+        """Publish the generated month with some cells replaced, ``{(row, column): text}`` (row 0 is
+        the first after the header), quoted as CSV quotes them; return the URL."""
+        generated = generate(color, year, month, self.rows, self.root / "cells" / f"{color}-{year}-{month:02}.csv.gz")
+        rows = list(csv.reader(io.StringIO(gzip.decompress(generated.read_bytes()).decode())))
+        for (row, column), value in cells.items():
+            rows[row + 1][rows[0].index(column)] = value
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(rows)
+        path = f"/{color}/{color}_tripdata_{year}-{month:02}.csv.gz"
+        with self._lock:
+            self.editions[path] = gzip.compress(out.getvalue().encode())
         return self.base_url + path
 
     def path_of(self, url: str) -> str:
@@ -118,12 +137,26 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         with self.server._lock:
             self.server.heads[self.path] += 1
+        if self.server.head_status:
+            self.send_error(self.server.head_status)
+            return
         body = self.server.body(self.path)
         self.send_response(200)
         self._edition_headers(body)
         self.end_headers()
 
     def do_GET(self) -> None:
+        if self.headers.get("Range") == "bytes=0-0":  # a version check, not a download: no action used
+            with self.server._lock:
+                self.server.ranges[self.path] += 1
+            body = self.server.body(self.path)
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes 0-0/{len(body)}")
+            self.send_header("Content-Length", "1")
+            self.send_header("ETag", self._etag(body))
+            self.end_headers()
+            self.wfile.write(body[:1])
+            return
         action = self.server.next_action(self.path)
         if action in ("503", "404"):
             self.send_error(int(action))
@@ -168,7 +201,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _edition_headers(self, body: bytes) -> None:
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("ETag", f'"{hashlib.sha256(body).hexdigest()[:16]}"')
+        self.send_header("ETag", self._etag(body))
+
+    @staticmethod
+    def _etag(body: bytes) -> str:
+        return f'"{hashlib.sha256(body).hexdigest()[:16]}"'
 
     def log_message(self, *args) -> None:
         pass

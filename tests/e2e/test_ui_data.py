@@ -163,3 +163,46 @@ def test_the_ui_shows_the_overview_the_profile_and_the_picture(parent_run):
         expect(picture).to_be_visible()
         assert picture.evaluate("img => img.complete && img.naturalWidth") == 720  # decoded and drawn
         page.screenshot(path=ARTIFACTS / "ui-trips-per-day.png", full_page=True)
+
+
+# Values a trip file from the web can hold (issue 28): a pipe and a line break with a heading after
+# it, HTML, a link with a script.
+PIPE_AND_HEADING = "a|b\n### injected"
+HTML = "<b>bold</b><img src=x onerror=alert(1)>"
+SCRIPT_LINK = "[x](javascript:alert(1))"
+
+
+@needs_chromium
+def test_values_from_the_data_show_as_their_text_in_the_ui(server, data_dir):
+    """Data and error text in the artifacts is escaped: the profile's table keeps its rows, a
+    value shows as written, no heading is injected and no link is made."""
+    from playwright.sync_api import expect
+
+    server.publish_cells("green", 2019, 10, {(0, "store_and_fwd_flag"): PIPE_AND_HEADING,
+                                             (1, "store_and_fwd_flag"): HTML})
+    loaded = etl_web_to_gcs(year=2019, month=10, color="green", return_state=True)
+    assert loaded.is_completed(), loaded
+    profile = artifacts_of(loaded.state_details.flow_run_id)["profile-green-2019-10"]
+    server.publish_cells("green", 2019, 9, {(5, "VendorID"): SCRIPT_LINK + HTML})
+    failed = etl_web_to_gcs(year=2019, month=9, color="green", return_state=True)
+    assert failed.is_failed() and SCRIPT_LINK in failed.message
+    [failure] = [a for a in artifacts_of(failed.state_details.flow_run_id).values() if a.key is None]
+
+    ui = os.environ["PREFECT_API_URL"].removesuffix("/api")
+    with browser_page(height=1200) as page:
+        page.goto(f"{ui}/artifacts/artifact/{profile.id}", wait_until="networkidle")
+        expect(page.get_by_role("heading", name="green 2019-10: data profile")).to_be_visible()
+        table = page.get_by_role("table")
+        expect(table.get_by_role("row")).to_have_count(1 + 20)  # the header and a row per column
+        row = table.get_by_role("row").filter(has=cell(page, "store_and_fwd_flag"))
+        expect(row.get_by_role("cell").nth(3)).to_have_text(HTML)  # the smallest value: "<" sorts first
+        expect(row.get_by_role("cell").nth(4)).to_have_text(" ".join(PIPE_AND_HEADING.splitlines()))
+        expect(page.get_by_role("heading", name="injected")).to_have_count(0)
+        assert page.locator("img[src='x']").count() == 0
+        page.screenshot(path=ARTIFACTS / "ui-hostile-profile.png", full_page=True)
+
+        page.goto(f"{ui}/artifacts/artifact/{failure.id}", wait_until="networkidle")
+        heading = page.get_by_role("heading").filter(has_text="Failed: SchemaError")
+        expect(heading).to_contain_text(SCRIPT_LINK + HTML)
+        assert page.locator("a[href^='javascript']").count() == 0 and page.locator("img[src='x']").count() == 0
+        page.screenshot(path=ARTIFACTS / "ui-hostile-failure.png", full_page=True)

@@ -162,7 +162,7 @@ def test_each_run_leaves_a_readable_summary(data_dir):
     text = artifacts[0].data
     assert f"| rows read | {MIRROR_ROWS:,} |" in text and f"| rows written | {MIRROR_ROWS:,} |" in text
     assert "data/yellow/yellow_tripdata_2020-07.parquet" in text
-    assert "| source | `http" in text
+    assert "| source | http" in text
 
 
 def test_a_cache_hit_never_points_at_a_missing_download(data_dir):
