@@ -137,6 +137,9 @@ def ensure_database(root: Path, port: int) -> None:
             cur.execute(f'{verb} ROLE "{ETL_USER}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION '
                         f"PASSWORD %s", (password(root, ETL_USER),))
             cur.execute(f'GRANT CONNECT ON DATABASE "{DATABASE}" TO "{ETL_USER}"')
+            # What every role (PUBLIC) may do by default, and the flows' role need not: connect to the
+            # other databases, make temporary tables.
+            cur.execute(f'REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1, "{DATABASE}" FROM PUBLIC')
     finally:
         conn.close()
     conn = connect(root, port, DATABASE)
@@ -144,6 +147,10 @@ def ensure_database(root: Path, port: int) -> None:
     try:
         with conn.cursor() as cur:
             cur.execute(f'GRANT USAGE, CREATE ON SCHEMA public TO "{ETL_USER}"')
+            # CREATE on the schema is for tables; without the languages no role but the superuser makes
+            # functions (code that would run with a caller's rights). PUBLIC's CREATE goes too (PG < 15).
+            cur.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+            cur.execute("REVOKE USAGE ON LANGUAGE sql, plpgsql FROM PUBLIC")
             # Tables a stack made before this role existed were the superuser's: the flows' role takes them.
             cur.execute("SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                         "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND pg_get_userbyid(c.relowner) = %s",

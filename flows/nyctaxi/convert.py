@@ -37,12 +37,14 @@ ROW_GROUP_ROWS = 64 * 1024
 # small blocks cost a little CPU and lower the conversion's peak (measured: bench/README.md).
 READ_BLOCK_BYTES = 1 << 18
 PARQUET_COMPRESSION = "snappy"
+# The longest text field taken: TLC's are a few characters; a longer one is a broken or hostile file.
+MAX_TEXT_BYTES = 4096
 PROGRESS_EVERY_S = 5.0
 
-# How each kind is parsed from the CSV text. Integers are read as float64 and cast
-# back: fhv months write ids as "12.0", and the safe cast still rejects "12.5".
+# How each kind is parsed from the CSV text. Integers are read as text and cast to int64 exactly
+# (through float64, 2**53 + 1 came out as 2**53); fhv months write ids as "12.0" (``_to_int``).
 READ_TYPES: dict[str, pa.DataType] = {
-    "int": pa.float64(),
+    "int": pa.string(),
     "float": pa.float64(),
     "timestamp": pa.timestamp("us"),
     "string": pa.string(),
@@ -143,7 +145,7 @@ def csv_gz_to_parquet(
                     raise _read_error(src, header, col_kinds, report.rows, e) from None
                 batch = _cast(raw, target, src, header, col_kinds, report.rows)
                 if report.before and report.after:
-                    report.before.add(raw.column("passenger_count"))
+                    report.before.add(batch.column("passenger_count"))
                     report.after.add(batch.column("passenger_count"))
                 report.rows += batch.num_rows
                 pending.append(batch)
@@ -226,31 +228,65 @@ def _cast(batch: pa.RecordBatch, target: pa.Schema, src: Path, header: list[str]
     arrays = []
     for f in target:
         column = batch.column(f.name)
-        if column.type != f.type:
+        if col_kinds[f.name] == "int":
             try:
-                column = column.cast(f.type, safe=True)
-            except pa.ArrowInvalid as e:
-                # Integers are parsed as float64: what fails is a fraction, or a value out of int64's range.
-                raise _bad_value(src, header, col_kinds, offset, header.index(f.name), _not_an_int, str(e)) from None
+                column = _to_int(column, f.type)
+            except pa.ArrowInvalid as e:  # a fraction, a word, or a value out of int64's range
+                raise _bad_value(src, header, col_kinds, offset, header.index(f.name), str(e)) from None
+        elif col_kinds[f.name] == "string":
+            _check_text(column, f.name, src, header, col_kinds, offset)
         arrays.append(column)
     return pa.RecordBatch.from_arrays(arrays, schema=target)
 
 
-def _not_an_int(text: str) -> bool:
+def _check_text(column: pa.Array, name: str, src: Path, header: list[str], col_kinds: dict[str, str],
+                offset: int) -> None:
+    """Text every destination stores as it is: no NUL (PostgreSQL's text cannot hold one, so it is
+    refused here for all of them) and no field longer than ``MAX_TEXT_BYTES``."""
+    index = header.index(name)
+    if pc.any(pc.match_substring(column, "\x00")).as_py():
+        raise _bad_value(src, header, col_kinds, offset, index, "a NUL character, which PostgreSQL cannot store",
+                         bad=lambda cell: "\x00" in cell)
+    if len(column) and (pc.max(pc.binary_length(column)).as_py() or 0) > MAX_TEXT_BYTES:
+        raise _bad_value(src, header, col_kinds, offset, index,
+                         f"a field over {MAX_TEXT_BYTES:,} bytes: not a trip record's",
+                         bad=lambda cell: len(cell.encode("utf-8", "surrogateescape")) > MAX_TEXT_BYTES)
+
+
+_INTEGRAL_ZEROS = r"\.0*$"
+
+
+def _to_int(column: pa.Array, to: pa.DataType) -> pa.Array:
+    """Integers from their CSV text, exactly; ``12.0`` (fhv's spelling) is 12, ``12.5`` is refused."""
     try:
-        value = float(text)
-    except ValueError:
+        return column.cast(to)
+    except pa.ArrowInvalid:
+        return pc.replace_substring_regex(column, _INTEGRAL_ZEROS, "").cast(to)
+
+
+def _refused(kind: str, text: str) -> bool:
+    """Whether Arrow refuses ``text`` as a value of ``kind`` (asked of Arrow itself, one value at a
+    time: this runs only once a conversion has failed). Bytes that are not UTF-8 were read back as
+    surrogates (``_find_record``)."""
+    if any("\udc80" <= char <= "\udcff" for char in text):
         return True
-    return not (value.is_integer() and abs(value) < 2**63)
+    try:
+        if kind == "int":
+            _to_int(pa.array([text]), pa.int64())
+        else:
+            pa.array([text]).cast(READ_TYPES[kind])
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return True
+    return False
 
 
 def _read_error(src: Path, header: list[str], col_kinds: dict[str, str], rows: int, e: Exception) -> Exception:
     text = str(e)
     column = re.search(r"In CSV column #(\d+)", text)
     if column and int(column[1]) < len(header):
-        value = re.search(r"invalid value '(.*)'$", text)
-        return _bad_value(src, header, col_kinds, rows, int(column[1]), lambda cell: value is None or cell == value[1],
-                          text)
+        # Arrow's message may quote the value ("invalid value 'x'", "expected no zone offset in 'x'")
+        # or not ("invalid UTF8 data"): the value is found by asking Arrow of each one.
+        return _bad_value(src, header, col_kinds, rows, int(column[1]), text)
     if "CSV parse error" in text:
         found = _find_record(src, rows, lambda record: len(record) != len(header))
         where = f"line {found[0]:,}" if found else f"after row {rows:,}"
@@ -261,34 +297,56 @@ def _read_error(src: Path, header: list[str], col_kinds: dict[str, str], rows: i
     )
 
 
-def _bad_value(src: Path, header: list[str], col_kinds: dict[str, str], rows: int, index: int,
-               bad: Callable[[str], bool], why: str) -> SchemaError:
-    """A SchemaError for the first value of column ``index`` after the first ``rows`` rows that is ``bad``,
-    naming its line."""
+def _bad_value(src: Path, header: list[str], col_kinds: dict[str, str], rows: int, index: int, why: str,
+               bad: Callable[[str], bool] | None = None) -> SchemaError:
+    """A SchemaError for the first value of column ``index`` after the first ``rows`` rows that is
+    ``bad`` (by default: that Arrow refuses as the column's kind), naming its line and its text."""
     name = header[index]
     kind = col_kinds[name]
+    bad = bad or (lambda cell: _refused(kind, cell))
     found = _find_record(src, rows, lambda record: len(record) > index and record[index] != "" and bad(record[index]))
     if found is None:  # not found again (it should be): say where the reader was
-        return SchemaError(f"{src.name}, after row {rows:,}: column {name} holds a value that is not {kind} ({why})")
+        return SchemaError(f"{src.name}, after row {rows:,}: column {name} holds a value that is not {kind} "
+                           f"({_cut(why)})")
     line, record = found
-    return SchemaError(f"{src.name}, line {line:,}: column {name} holds {record[index]!r}, which is not {kind} ({why})")
+    return SchemaError(f"{src.name}, line {line:,}: column {name} holds {_shown(record[index])}, which is not "
+                       f"{kind} ({_cut(why)})")
+
+
+def _shown(cell: str, limit: int = 80) -> str:
+    """A refused value as a message quotes it: bytes that are not UTF-8 and characters that do not
+    print as escapes (``\\xff``, ``\\x00``, ``\\n``), cut to ``limit`` characters."""
+    raw = cell.encode("utf-8", "surrogateescape")
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in raw.decode("utf-8", "backslashreplace"))
+    return f"'{text[:limit]}…' ({len(raw):,} bytes)" if len(text) > limit else f"'{text}'"
+
+
+def _cut(text: str, limit: int = 200) -> str:
+    """Arrow's message, which may quote a whole field, cut to ``limit`` characters."""
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _find_record(src: Path, skip: int, predicate: Callable[[list[str]], bool]) -> tuple[int, list[str]] | None:
     """The first row after the first ``skip`` rows for which ``predicate`` holds, and the line of the
     file it starts on as an editor numbers them (the header is line 1; a quoted value may span lines).
-    Read again from the start: this runs only once a conversion has failed."""
-    with igzip.open(src, "rt", encoding="utf-8", errors="replace", newline="") as text:
-        reader = csv.reader(text)
-        next(reader, None)
-        rows, last_line = 0, reader.line_num
-        for record in reader:
-            first_line, last_line = last_line + 1, reader.line_num
-            if not record:  # an empty line: Arrow's reader skips it too
-                continue
-            rows += 1
-            if rows > skip and predicate(record):
-                return first_line, record
+    Read again from the start: this runs only once a conversion has failed. Bytes that are not
+    UTF-8 come back as surrogates (``\\udcff``), fields of any length are read (Python's csv
+    refuses those over 128 KiB by default)."""
+    limit = csv.field_size_limit(2**31 - 1)
+    try:
+        with igzip.open(src, "rt", encoding="utf-8", errors="surrogateescape", newline="") as text:
+            reader = csv.reader(text)
+            next(reader, None)
+            rows, last_line = 0, reader.line_num
+            for record in reader:
+                first_line, last_line = last_line + 1, reader.line_num
+                if not record:  # an empty line: Arrow's reader skips it too
+                    continue
+                rows += 1
+                if rows > skip and predicate(record):
+                    return first_line, record
+    finally:
+        csv.field_size_limit(limit)
     return None
 
 

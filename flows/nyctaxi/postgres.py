@@ -10,6 +10,7 @@ partition's column default.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -135,6 +136,7 @@ def replace_month(conn, table: str, color: str, parquet: Path, source_file: str,
     schema = _declared_schema(parquet, color)
     new_rows = lake.row_count(parquet)
     destination = f"PostgreSQL table {table}"
+    created = False
     try:
         if not new_rows:  # refused before anything is made: no table, no partition
             with conn.cursor() as cur:
@@ -145,7 +147,9 @@ def replace_month(conn, table: str, color: str, parquet: Path, source_file: str,
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (table,))
             cur.execute(create_table_sql(table, color))
             _check_partitioned(cur, table)
+            _check_columns(cur, table, color)
             cur.execute(CREATE_LOADS_SQL)
+            created = _partition_rows(cur, part) is None
             cur.execute(f"CREATE TABLE IF NOT EXISTS {_quote(part)} PARTITION OF {_quote(table)} "
                         f"FOR VALUES IN (%s)", (source_file,))
         conn.commit()
@@ -171,9 +175,26 @@ def replace_month(conn, table: str, color: str, parquet: Path, source_file: str,
         conn.commit()
     except BaseException:
         conn.rollback()
+        if created:
+            _drop_if_empty(conn, table, part)
         raise
     logger.info(f"loaded {loaded:,} rows of {source_file} into {table} (partition {part})")
     return loaded
+
+
+def _drop_if_empty(conn, table: str, part: str) -> None:
+    """After a failed first load of a month: drop the partition it made, if it is still empty,
+    so that a failure leaves the table as it found it. Best effort: the load's own error is the
+    one to raise (a connection that died cannot do this; the next load reuses the partition)."""
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (table,))
+            if _partition_rows(cur, part) == 0:
+                cur.execute(f"DROP TABLE {_quote(part)}")
+        conn.commit()
+    except Exception:  # noqa: BLE001 - see above
+        with contextlib.suppress(Exception):
+            conn.rollback()
 
 
 def _partition_rows(cur, part: str) -> int | None:
@@ -204,6 +225,20 @@ def loaded_versions(conn, table: str) -> dict[str, str | None]:
             return {}
         cur.execute(f"SELECT source_file, source_version FROM {LOADS_TABLE} WHERE table_name = %s", (table,))
         return dict(cur.fetchall())
+
+
+def _check_columns(cur, table: str, color: str) -> None:
+    """``table`` has ``color``'s columns (another colour's table, named with ``--table``, is refused
+    before anything is loaded, rather than failing the COPY with the driver's error)."""
+    cur.execute("SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 "
+                "AND NOT attisdropped ORDER BY attnum", (_quote(table),))
+    found = [name for (name,) in cur.fetchall()]
+    expected = [name for name, _ in COLUMNS[color]] + [LINEAGE_COLUMN]
+    if found != expected:
+        holds = next((c for c, cols in COLUMNS.items() if [n for n, _ in cols] + [LINEAGE_COLUMN] == found),
+                     None)
+        raise SchemaError(f"table {table} holds {f'{holds} trips' if holds else 'other columns'}, not {color}: "
+                          f"load {color} into {table_name(color)} (the default) or another new table")
 
 
 def _check_partitioned(cur, table: str) -> None:

@@ -51,9 +51,15 @@ def test_the_block_connects_as_a_role_that_is_no_superuser_and_cannot_create_dat
         assert cur.fetchone() == (ETL_ROLE, False, False, False, False)
         cur.execute("SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class WHERE relname LIKE 't_owned%%'")
         assert cur.fetchall() == [(ETL_ROLE,)]  # the table and its partition are the role's own
-        for statement in ("CREATE DATABASE not_allowed", "CREATE ROLE not_allowed", "ALTER ROLE CURRENT_USER SUPERUSER"):
+        for statement in ("CREATE DATABASE not_allowed", "CREATE ROLE not_allowed", "ALTER ROLE CURRENT_USER SUPERUSER",
+                          "CREATE FUNCTION not_allowed() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+                          "CREATE FUNCTION not_allowed() RETURNS int LANGUAGE plpgsql AS 'BEGIN RETURN 1; END'",
+                          "CREATE TEMPORARY TABLE not_allowed (a int)"):
             with pytest.raises(InsufficientPrivilege):
                 cur.execute(statement)
+    for database in ("postgres", "template1"):  # PUBLIC's right to connect anywhere was revoked
+        with pytest.raises(psycopg2.OperationalError, match=f'permission denied for database "{database}"'):
+            postgres_connection(database)
 
 
 @pytest.mark.plain

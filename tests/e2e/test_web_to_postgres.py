@@ -22,10 +22,11 @@ from helpers import (
     postgres_counts,
     run_flows_at_once,
     serve_directory,
+    task_runs_of,
 )
 from nyctaxi.convert import csv_gz_to_parquet
 from nyctaxi.dataset import ParameterError
-from nyctaxi.postgres import replace_month
+from nyctaxi.postgres import partition_name, replace_month
 from nyctaxi.schema import COLUMNS, SchemaError, arrow_schema
 
 REPO = Path(__file__).resolve().parents[2]
@@ -169,6 +170,57 @@ def test_a_table_made_by_another_tool_is_reported_and_the_failed_load_leaves_no_
     with pytest.raises(SchemaError, match="not partitioned by source_file"):
         etl_web_to_postgres(year=2021, month=1, color="yellow", table="t_foreign")
     assert staged_files(data_dir) == []
+
+
+def lake_file(tmp_path: Path, color: str, year: int, month: int, rows: int = 1000) -> Path:
+    """A generated month converted to a lake file."""
+    dest = tmp_path / f"{color}-{year}-{month:02}.parquet"
+    csv_gz_to_parquet(generate(color, year, month, rows, dest.with_suffix(".csv.gz")), dest, color)
+    return dest
+
+
+def partitions(table: str) -> list[str]:
+    with postgres_connection() as conn, conn.cursor() as cur:
+        cur.execute("SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = to_regclass(%s) ORDER BY 1",
+                    (table,))
+        return [name for (name,) in cur.fetchall()]
+
+
+@pytest.mark.plain
+def test_another_colour_s_table_is_refused_at_once_in_one_line_and_left_as_it_was(tmp_path):
+    table = "t_yellow_only"
+    with postgres_connection() as conn:
+        conn.autocommit = False
+        replace_month(conn, table, "yellow", lake_file(tmp_path, "yellow", 2021, 1), "yellow_tripdata_2021-01.csv.gz")
+    before = partitions(table)
+    state = etl_web_to_postgres(year=2020, month=1, color="green", table=table, return_state=True)
+    assert state.is_failed()
+    assert state.message == (f"SchemaError: table {table} holds yellow trips, not green: load green into "
+                             "green_tripdata (the default) or another new table")
+    [load] = [run for run in task_runs_of(state) if run.name.startswith("load_postgres")]
+    assert load.run_count == 1  # not retried: the next attempt would meet it again
+    assert partitions(table) == before and postgres_counts(table) == {"yellow_tripdata_2021-01.csv.gz": 1000}
+
+
+@pytest.mark.plain
+def test_a_failed_first_load_of_a_month_leaves_no_empty_partition(tmp_path):
+    """The COPY fails (a check the table's owner added refuses its rows): the month's partition,
+    made by this load, is dropped again; the month loaded before is untouched."""
+    import psycopg2
+
+    table = "t_failed_copy"
+    with postgres_connection() as conn:
+        conn.autocommit = False
+        replace_month(conn, table, "yellow", lake_file(tmp_path, "yellow", 2021, 1), "yellow_tripdata_2021-01.csv.gz")
+        with conn.cursor() as cur:
+            cur.execute(f"ALTER TABLE {table} ADD CONSTRAINT no_february "
+                        "CHECK (source_file <> 'yellow_tripdata_2021-02.csv.gz')")
+        conn.commit()
+        with pytest.raises(psycopg2.errors.CheckViolation):
+            replace_month(conn, table, "yellow", lake_file(tmp_path, "yellow", 2021, 2),
+                          "yellow_tripdata_2021-02.csv.gz")
+    assert partitions(table) == [partition_name(table, "yellow_tripdata_2021-01.csv.gz")]
+    assert postgres_counts(table) == {"yellow_tripdata_2021-01.csv.gz": 1000}
 
 
 @pytest.mark.plain

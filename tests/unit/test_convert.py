@@ -211,7 +211,9 @@ def month_with_row_replaced(tmp_path: Path, rows: int, row: int, change) -> Path
     """A generated yellow month of ``rows`` rows whose row ``row`` (1-based) is ``change(cells)``."""
     lines = gzip.decompress(generate("yellow", 2021, 1, rows, tmp_path / "g.csv.gz").read_bytes()).decode().split("\n")
     lines[row] = ",".join(change(lines[row].split(",")))
-    return write_gz(tmp_path / "bad.csv.gz", "\n".join(lines))
+    path = tmp_path / "bad.csv.gz"
+    path.write_bytes(gzip.compress("\n".join(lines).encode("utf-8", "surrogateescape")))  # "\udcff": byte 0xFF
+    return path
 
 
 @pytest.mark.parametrize("change, says", [
@@ -221,6 +223,18 @@ def month_with_row_replaced(tmp_path: Path, rows: int, row: int, change) -> Path
     (lambda cells: [cells[0], "yesterday", *cells[2:]],
      "line 50,001: column tpep_pickup_datetime holds 'yesterday', which is not timestamp"),
     (lambda cells: cells[:-1], "line 50,001: the row has 17 columns, the header 18"),
+    # Arrow's message names no value for these: the line and value are still the true ones.
+    (lambda cells: [*cells[:6], "\udcff", *cells[7:]], "line 50,001: column store_and_fwd_flag holds '\\xff'"),
+    (lambda cells: [cells[0], "2021-01-05T10:00:00Z", *cells[2:]],
+     "line 50,001: column tpep_pickup_datetime holds '2021-01-05T10:00:00Z', which is not timestamp"),
+    # Refused for every destination alike: PostgreSQL cannot store a NUL; no trip field is that long.
+    (lambda cells: [*cells[:6], "N\x00", *cells[7:]],
+     "line 50,001: column store_and_fwd_flag holds 'N\\x00', which is not string (a NUL character"),
+    (lambda cells: [*cells[:6], "x" * 200_000, *cells[7:]],
+     f"line 50,001: column store_and_fwd_flag holds '{'x' * 80}…' (200,000 bytes), which is not string "
+     "(a field over 4,096 bytes"),
+    (lambda cells: [*cells[:6], "a|b", "9" * 30, *cells[8:]],
+     f"line 50,001: column PULocationID holds '{'9' * 30}', which is not int"),
 ])
 def test_a_bad_value_is_named_with_the_line_of_the_file_it_is_on(tmp_path, change, says):
     """Row 50,000 is line 50,001 (line 1 is the header), in a month read in many batches."""
@@ -229,6 +243,15 @@ def test_a_bad_value_is_named_with_the_line_of_the_file_it_is_on(tmp_path, chang
         csv_gz_to_parquet(src, tmp_path / "y.parquet", "yellow")
     assert str(error.value).startswith(f"bad.csv.gz, {says}")
     assert not (tmp_path / "y.parquet").exists()
+
+
+def test_integers_are_read_exactly(tmp_path):
+    """Not through float64, which rounds above 2**53; fhv's "12.0" is still 12."""
+    big = 2**53 + 1
+    src = month_with_row_replaced(tmp_path, 1_000, 500, lambda cells: [*cells[:7], str(big), f"{2**62}.0", *cells[9:]])
+    csv_gz_to_parquet(src, tmp_path / "y.parquet", "yellow")
+    table = pq.read_table(tmp_path / "y.parquet", columns=["PULocationID", "DOLocationID"])
+    assert table.column("PULocationID")[499].as_py() == big and table.column("DOLocationID")[499].as_py() == 2**62
 
 
 def test_line_numbers_count_the_lines_of_quoted_values_and_skip_nothing(tmp_path):
