@@ -273,7 +273,7 @@ def extract_from_gcs(color: str, year: int, month: int) -> Path:
                                       f"run etl_web_to_gcs(year={year}, month={month}, color={color!r}) first")
         path = staging_path(dataset_file)  # its folder exists: no doubled data/data path
         try:
-            return gcs.download(blob, path)
+            return gcs.download(blob, path, disk=lake.data_root())
         except BaseException:
             path.unlink(missing_ok=True)
             raise

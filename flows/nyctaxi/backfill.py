@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from .dataset import ParameterError, TaxiMonth, check_color
+from .dataset import ParameterError, TaxiMonth, check_color, shown
 
 DESTINATIONS = ("lake", "bigquery", "postgres")
 _YEAR_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -22,7 +22,7 @@ def parse_year_month(value: str, name: str) -> tuple[int, int]:
     """``"2019-01"`` -> ``(2019, 1)``, with a clear error for anything else."""
     match = _YEAR_MONTH.match(str(value))
     if not match or not 1 <= int(match[2]) <= 12:
-        raise ParameterError(f"{name}={value!r} is not a month: write it as YYYY-MM, e.g. {name}=\"2019-01\"")
+        raise ParameterError(f"{name}={shown(value)} is not a month: write it as YYYY-MM, e.g. {name}=\"2019-01\"")
     return int(match[1]), int(match[2])
 
 
@@ -34,10 +34,10 @@ def months_between(start: str, end: str, colors: Iterable[str]) -> list[TaxiMont
     for color in colors:
         check_color(color)
     if len(set(colors)) != len(colors):
-        raise ParameterError(f"colors {colors} lists a colour twice: list each once")
+        raise ParameterError(f"colors {shown(colors)} lists a colour twice: list each once")
     first, last = parse_year_month(start, "start"), parse_year_month(end, "end")
     if first > last:
-        raise ParameterError(f"start={start!r} is after end={end!r}: swap them")
+        raise ParameterError(f"start={shown(start)} is after end={shown(end)}: swap them")
     months = []
     year, month = first
     while (year, month) <= last:
@@ -51,7 +51,7 @@ def check_destinations(destinations: Iterable[str]) -> list[str]:
     asked = list(destinations)
     unknown = [d for d in asked if d not in DESTINATIONS]
     if unknown or not asked:
-        raise ParameterError(f"destinations {asked} must be a non-empty list drawn from {list(DESTINATIONS)}")
+        raise ParameterError(f"destinations {shown(asked)} must be a non-empty list drawn from {list(DESTINATIONS)}")
     return [d for d in DESTINATIONS if d in asked]
 
 

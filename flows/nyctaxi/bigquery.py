@@ -92,10 +92,14 @@ def ensure_table(client: bigquery.Client, color: str, dataset: str = DATASET) ->
     return table_id
 
 
+_STAGED_AT = re.compile(r"__staging_(\d{14})_[0-9a-f]{6}$")
+
+
 def create_staging(client: bigquery.Client, table_id: str, color: str) -> str:
     """A fresh staging table beside ``table_id`` with the declared schema (no lineage).
 
-    It expires after a day, so one left by a killed run goes away by itself."""
+    It expires after a day, so one left by a killed run goes away by itself on BigQuery; where
+    expiry is not kept (bqemulator), ``drop_stale_staging`` drops it."""
     staging_id = f"{table_id}__staging_{datetime.now(UTC):%Y%m%d%H%M%S}_{uuid.uuid4().hex[:6]}"
     table = bigquery.Table(staging_id, schema=schema(color, lineage=False))
     table.expires = datetime.now(UTC) + STAGING_TTL
@@ -196,6 +200,7 @@ def replace_month(client: bigquery.Client, color: str, source_file: str, stage: 
     A month with no rows, or far fewer than the table holds of it, is refused before the swap
     (``shrink.check_replacement``) unless ``allow_shrink``. The staging table is dropped whatever happens."""
     table_id = ensure_table(client, color)
+    drop_stale_staging(client, table_id, logger)
     staging_id = create_staging(client, table_id, color)
     try:
         staged = stage(staging_id)
@@ -204,6 +209,20 @@ def replace_month(client: bigquery.Client, color: str, source_file: str, stage: 
         return swap_in(client, table_id, staging_id, color, source_file, source_version, logger=logger)
     finally:
         drop(client, staging_id)
+
+
+def drop_stale_staging(client: bigquery.Client, table_id: str,
+                       logger: logging.Logger | logging.LoggerAdapter = log) -> None:
+    """Drop the staging tables of ``table_id`` made more than ``STAGING_TTL`` ago (by the time in
+    their name): a run killed with its BigQuery (or its machine) could not drop its own, and an
+    emulator may keep a table past its expiry."""
+    dataset_id, name = table_id.rsplit(".", 1)
+    stale = datetime.now(UTC) - STAGING_TTL
+    for item in client.list_tables(dataset_id, retry=RETRY):
+        made = _STAGED_AT.search(item.table_id) if item.table_id.startswith(f"{name}__staging_") else None
+        if made and datetime.strptime(made[1], "%Y%m%d%H%M%S").replace(tzinfo=UTC) < stale:
+            drop(client, f"{dataset_id}.{item.table_id}")
+            logger.info(f"dropped {item.table_id}, a staging table left by a run that could not drop it")
 
 
 def count(client: bigquery.Client, table_id: str, source_file: str | None = None) -> int:

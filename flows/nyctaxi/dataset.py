@@ -1,6 +1,7 @@
 """Which month of which colour: validated flow parameters and the names derived from them."""
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from .resources import BASE_URL_ENV, setting
@@ -66,21 +67,27 @@ def source_file_of(dataset_file: str) -> str:
     return f"{dataset_file}.csv.gz"
 
 
+def shown(value: object, limit: int = 80) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters: a parameter can be of any size."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
+
 def check_color(color: object) -> None:
     if color not in COLORS:
-        raise ParameterError(f"color {color!r} is not one of {', '.join(COLORS)}")
+        raise ParameterError(f"color {shown(color)} is not one of {', '.join(COLORS)}")
 
 
 def check_year(year: object) -> None:
     if isinstance(year, bool) or not isinstance(year, int) or not FIRST_YEAR <= year <= LAST_YEAR:
         raise ParameterError(
-            f"year {year!r} is outside the published range: use a year from {FIRST_YEAR} to {LAST_YEAR}"
+            f"year {shown(year)} is outside the published range: use a year from {FIRST_YEAR} to {LAST_YEAR}"
         )
 
 
 def check_month(month: object) -> None:
     if isinstance(month, bool) or not isinstance(month, int) or not 1 <= month <= 12:
-        raise ParameterError(f"month {month!r} is not a month: use a whole number from 1 to 12")
+        raise ParameterError(f"month {shown(month)} is not a month: use a whole number from 1 to 12")
 
 
 def taxi_months(months: list[int], year: int, color: str) -> list[TaxiMonth]:
@@ -88,5 +95,7 @@ def taxi_months(months: list[int], year: int, color: str) -> list[TaxiMonth]:
     if not months:
         raise ParameterError("months is empty: give at least one month from 1 to 12, e.g. months=[1, 2]")
     if len(set(months)) != len(months):
-        raise ParameterError(f"months {months} lists a month twice: list each month once")
+        twice = next(month for month, n in Counter(months).items() if n > 1)
+        raise ParameterError(f"months lists month {shown(twice)} more than once ({len(months):,} months given): "
+                             "list each month once")
     return [TaxiMonth(color, year, month) for month in months]

@@ -74,9 +74,16 @@ def unreachable(service: str, address: str, reason: str, fix: str) -> ServiceUnr
                                    f"{LOCAL_FIX if is_local(address) else fix}")
 
 
+def timed_out(error: BaseException) -> bool:
+    """Whether ``error`` comes down to a request that got no answer in time (socket, urllib3, requests)."""
+    return any(isinstance(e, TimeoutError) or "timeout" in type(e).__name__.lower() or "timed out" in str(e).lower()
+               for e in _chain(error))
+
+
 @contextmanager
-def reaching(service: str, address: str, fix: str) -> Iterator[None]:
-    """Turn a refused connection or an unresolvable name inside the block into ``unreachable(...)``."""
+def reaching(service: str, address: str, fix: str, timeout_s: float | None = None) -> Iterator[None]:
+    """Turn a refused connection or an unresolvable name inside the block into ``unreachable(...)``;
+    given the calls' ``timeout_s``, a request that got no answer in that time too (a frozen service)."""
     try:
         yield
         return
@@ -84,6 +91,8 @@ def reaching(service: str, address: str, fix: str) -> Iterator[None]:
         raise
     except Exception as e:
         reason = cannot_connect(e)
+        if reason is None and timeout_s is not None and timed_out(e):
+            reason = f"no answer within {timeout_s:g} s: frozen or overloaded"
         if reason is None:
             raise
     # Raised here, not in the except block, so that it carries none of the client's exceptions as
@@ -107,7 +116,8 @@ def is_disk_full(error: BaseException) -> bool:
 
 def disk_full(folder: Path, needed_bytes: int | None) -> DiskFullError:
     """The one-line error for a full disk: the folder, the space the file needs (when known), what is free."""
-    free = shutil.disk_usage(folder).free if folder.exists() else 0
+    # Measured where the folder is, or would be: the nearest folder above it that exists.
+    free = shutil.disk_usage(next(p for p in (folder, *folder.parents) if p.exists())).free
     need = f"{needed_bytes / 1e6:,.1f} MB" if needed_bytes else "more space than that"
     return DiskFullError(errno.ENOSPC, f"no space left on the disk of {folder}: the file needs {need}, "
                                        f"{free / 1e6:,.1f} MB are free; {DATA_DIR_FIX}")

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 from google.cloud.storage import Blob, Bucket
 
 from . import failures
-from .resources import setting
+from .resources import seconds, setting
 
 SERVICE = "the GCS bucket"
 ENDPOINT = "https://storage.googleapis.com"
@@ -26,8 +26,11 @@ ROWS_METADATA = "rows"
 # by default, each read whole into memory, which put a big month far above the flows' memory
 # target (bench/README.md).
 UPLOAD_CHUNK_BYTES = 8 << 20
-UPLOAD_TIMEOUT_S = 600  # to read each answer; to connect: failures.CONNECT_TIMEOUT_S
-TIMEOUT = (failures.CONNECT_TIMEOUT_S, UPLOAD_TIMEOUT_S)
+# To connect, and to wait for each answer (one chunk of an upload): a frozen bucket fails the step
+# in this time, naming it, instead of hanging (urllib3's wait is per socket operation, so a slow but
+# moving transfer is not cut short).
+ANSWER_TIMEOUT_S = seconds("NYC_TLC_SERVICE_TIMEOUT_S")
+TIMEOUT = (failures.CONNECT_TIMEOUT_S, ANSWER_TIMEOUT_S)
 RETRY = failures.google_retry()
 
 
@@ -38,7 +41,7 @@ def address() -> str:
 
 def reaching(fix: str):
     """``failures.reaching`` for the bucket's endpoint."""
-    return failures.reaching(SERVICE, address(), fix)
+    return failures.reaching(SERVICE, address(), fix, timeout_s=ANSWER_TIMEOUT_S)
 
 
 def get_blob(bucket: Bucket, name: str) -> Blob | None:
@@ -64,10 +67,15 @@ def upload(bucket: Bucket, name: str, path: Path, rows: int, version: str | None
     blob.upload_from_filename(str(path), timeout=TIMEOUT, retry=RETRY)
 
 
-def download(blob: Blob, dest: Path) -> Path:
-    """Download an object to ``dest`` (a full disk: ``DiskFullError`` naming the folder)."""
-    with failures.writing(dest.parent, blob.size):
-        blob.download_to_filename(str(dest), timeout=TIMEOUT, retry=RETRY)
+def download(blob: Blob, dest: Path, disk: Path | None = None) -> Path:
+    """Download an object to ``dest`` (a full disk: ``DiskFullError`` naming ``disk``, by default
+    ``dest``'s folder: name one the user knows, not a staging folder that is gone when they read it)."""
+    with failures.writing(disk or dest.parent, blob.size):
+        try:
+            blob.download_to_filename(str(dest), timeout=TIMEOUT, retry=RETRY)
+        except BaseException:
+            dest.unlink(missing_ok=True)  # before the error says what is free
+            raise
     return dest
 
 

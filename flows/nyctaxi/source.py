@@ -5,6 +5,7 @@ import hashlib
 import http.client
 import logging
 import os
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -128,15 +129,41 @@ def discard(dest: Path) -> None:
     version_path(dest).unlink(missing_ok=True)
 
 
+# A HEAD answered with these means "ask with GET": a pre-signed URL signed for GET only answers 403
+# (GitHub's release downloads redirect to such URLs), other servers 405 or 501.
+HEAD_REFUSED = (403, 405, 501)
+
+
 def remote_version(url: str, *, timeout: float = CONNECT_TIMEOUT_S) -> str:
-    """The version of ``url`` as published now (a HEAD request; nothing is downloaded)."""
-    request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": USER_AGENT})
+    """The version of ``url`` as published now: a HEAD request or, where the server refuses HEAD, a
+    GET of the file's first byte (``Range: bytes=0-0``). Nothing more is downloaded."""
+    failure = None
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return version_from_headers(response.headers)
+        return _published_version(url, "HEAD", timeout)
+    except urllib.error.HTTPError as e:
+        if e.code not in HEAD_REFUSED:
+            failure = _explained(url, "checking", e)
     except _NETWORK_ERRORS as e:
         failure = _explained(url, "checking", e)
+    if failure is None:
+        try:
+            return _published_version(url, "GET", timeout)
+        except _NETWORK_ERRORS as e:
+            failure = _explained(url, "checking", e)
     raise failure  # outside the except: see _explained
+
+
+def _published_version(url: str, method: str, timeout: float) -> str:
+    """``version_from_headers`` of what a HEAD, or a GET of the first byte, answers: the same as
+    the whole file's GET answers (a 206's size is the total its ``Content-Range`` gives)."""
+    headers = {"User-Agent": USER_AGENT, **({"Range": "bytes=0-0"} if method == "GET" else {})}
+    request = urllib.request.Request(url, method=method, headers=headers)
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # a 200 to the GET: closed unread
+        found = {name: response.headers.get(name, "") for name in ("ETag", "Content-Length", "Last-Modified")}
+        whole = re.fullmatch(r"bytes 0-0/(\d+)", response.headers.get("Content-Range", ""))
+        if response.status == 206 and whole:
+            found["Content-Length"] = whole[1]
+    return version_from_headers(found)
 
 
 def download(url: str, dest: Path, *, scratch: Path | None = None, timeout: float = READ_TIMEOUT_S,

@@ -130,6 +130,26 @@ def test_allow_shrink_loads_a_much_smaller_edition_everywhere(server, data_dir):
     assert bucket().get_blob(f"data/{color}/yellow_tripdata_2019-08.parquet").metadata["rows"] == "1000"
 
 
+def test_a_server_that_refuses_head_is_asked_with_a_ranged_get_and_a_new_edition_is_fetched(server, data_dir):
+    """GitHub's release downloads redirect to URLs signed for GET only, which answer HEAD with 403:
+    the edition is then read from a GET of the first byte, never assumed unchanged."""
+    color, year, month = "green", 2019, 4
+    server.head_status = 403
+    url = server.publish(color, year, month, rows=3000)
+    for _ in range(3):  # the second run caches the download under its edition, the third is served from it
+        etl_web_to_gcs(year=year, month=month, color=color)
+    path = server.path_of(url)
+    assert server.requests[path] == 2 and server.ranges[path] >= 2
+
+    server.publish(color, year, month, rows=2990)
+    state = etl_web_to_gcs(year=year, month=month, color=color, return_state=True)
+    assert state.is_completed(), state.message
+    logs = "\n".join(run_logs(state.state_details.flow_run_id))
+    assert "was republished since it was cached: downloading the new edition" in logs
+    assert "could not ask" not in logs
+    assert server.requests[path] == 3 and lake_rows(data_dir, color, year, month) == 2990
+
+
 def test_an_unreachable_server_during_the_check_falls_back_to_the_cached_download(tmp_path, data_dir, monkeypatch):
     color, year, month = "green", 2019, 1
     with FaultServer(tmp_path / "release") as server:

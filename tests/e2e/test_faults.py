@@ -151,3 +151,22 @@ def test_a_full_disk_fails_once_naming_the_folder_and_leaves_no_partial_file(tmp
     left = files_under(data)
     assert [p for p in left if ".staging" in p or p.endswith(".part")] == []
     assert left == ([] if fails_in == "fetch" else [p for p in left if p.startswith("raw/")])
+
+
+@pytest.mark.plain
+def test_a_full_disk_while_taking_a_month_from_the_bucket_names_the_data_root_and_what_is_free(tmp_path, small_disk,
+                                                                                             monkeypatch):
+    """Not the run's staging folder (gone when the message is read), and the space that is really free."""
+    from etl_gcs_to_bq import etl_gcs_to_bq
+
+    with FaultServer(tmp_path / "release", rows=100_000) as big:
+        monkeypatch.setenv("NYC_TLC_BASE_URL", big.base_url)
+        monkeypatch.setenv("NYC_TLC_DATA_DIR", str(tmp_path / "data"))
+        etl_web_to_gcs(year=2020, month=10, color="yellow")  # a 2.9 MB object in the bucket
+    data = small_disk("2m")
+    monkeypatch.setenv("NYC_TLC_DATA_DIR", str(data))
+    state = etl_gcs_to_bq(year=2020, month=10, color="yellow", return_state=True)
+    assert state.is_failed()
+    assert f"no space left on the disk of {data}: the file needs " in state.message
+    assert float(re.search(r"([\d.]+) MB are free", state.message)[1]) > 1.0  # the 2 MB disk, less what stays used
+    assert [p for p in files_under(data) if ".staging" in p] == []

@@ -182,3 +182,26 @@ def test_the_course_s_get_directory_runs_once_its_folder_exists(tmp_path, monkey
     (tmp_path / "data" / "data" / "yellow").mkdir(parents=True)
     gcs_block.get_directory(from_path=gcs_path, local_path="../data/")
     assert pq.ParquetFile(Path(f"../data/{gcs_path}")).metadata.num_rows == MIRROR_ROWS
+
+
+@pytest.mark.plain
+def test_a_staging_table_a_killed_run_left_is_dropped_by_the_next_load():
+    """bqemulator keeps a table past its expiry; BigQuery would have deleted it after a day."""
+    from datetime import UTC, datetime
+
+    from google.cloud import bigquery
+
+    from nyctaxi.bigquery import schema
+
+    client = bq_client()
+    etl_web_to_gcs(year=2020, month=12, color="green")
+    etl_gcs_to_bq(year=2020, month=12, color="green")  # the colour's table exists
+    made = {when: f"{client.project}.dezoomcamp.green_tripdata__staging_{when}_abcdef"
+            for when in ("20200101000000", f"{datetime.now(UTC):%Y%m%d%H%M%S}")}
+    for table_id in made.values():
+        client.create_table(bigquery.Table(table_id, schema=schema("green", lineage=False)))
+    etl_gcs_to_bq(year=2020, month=12, color="green")
+    left = bq_staging_tables()
+    old, new = (made[when].rsplit(".", 1)[1] for when in sorted(made))
+    assert old not in left and new in left  # the old one dropped; one that a run may be using now kept
+    client.delete_table(made[max(made)])

@@ -146,3 +146,30 @@ def test_bigquery_out_of_reach_fails_at_once(tmp_path):
         flow = start_flow("etl_gcs_to_bq.py", ["--year", "2019", "--months", "8", "--color", "green", *how], env, log)
         output = fails_fast(flow, started, log)
         assert f"cannot reach BigQuery at {nobody} (connection refused): {LOCAL_FIX}" in output
+
+
+@pytest.mark.plain
+def test_a_frozen_gcs_endpoint_fails_the_step_within_its_timeout_naming_it(tmp_path):
+    """SIGSTOP: the emulator's port still accepts connections (the kernel does), nothing answers."""
+    import signal
+
+    data, emulator, root, port = tmp_path / "data", GcsEmulator(), tmp_path / "gcs-stack", free_port()
+    pid = ctl.start(emulator, port, root)
+    log = tmp_path / "flow.log"
+    env = {**os.environ, "NYC_TLC_DATA_DIR": str(data), "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{port}",
+           "NYC_TLC_SERVICE_TIMEOUT_S": "5"}
+    try:
+        with serve_directory(big_month(tmp_path, "yellow", 2019, 10, 300_000)) as base:
+            flow = start_flow("etl_web_to_gcs.py", ["--year", "2019", "--month", "10"],
+                              {**env, "NYC_TLC_BASE_URL": base}, log)
+            wait_for((data / "yellow" / "yellow_tripdata_2019-10.parquet").exists, flow, log)
+            os.kill(pid, signal.SIGSTOP)
+            frozen_at = time.monotonic()
+            output = fails_fast(flow, frozen_at, log)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        ctl.stop(emulator, root)
+    assert time.monotonic() - frozen_at < 60  # 5 s per request, not the 600 s it waited before
+    assert (f"cannot reach the GCS bucket at http://127.0.0.1:{port} (no answer within 5 s: frozen or overloaded)"
+            in output)
+    assert partial_files(data) == []

@@ -40,5 +40,14 @@ def test_parent_parameters_are_checked_all_at_once():
         taxi_months([], 2021, "yellow")
     with pytest.raises(ParameterError, match="month 13"):
         taxi_months([1, 13], 2021, "yellow")
-    with pytest.raises(ParameterError, match="twice"):
+    with pytest.raises(ParameterError, match=r"^months lists month 1 more than once \(2 months given\)"):
         taxi_months([1, 1], 2021, "yellow")
+
+
+def test_an_error_quotes_a_huge_parameter_cut_short():
+    with pytest.raises(ParameterError) as error:
+        taxi_months([1, 2, 3] * 1700, 2021, "yellow")
+    assert str(error.value) == "months lists month 1 more than once (5,100 months given): list each month once"
+    with pytest.raises(ParameterError) as error:
+        taxi_months([1], 2021, "x" * 100_000)
+    assert len(str(error.value)) < 200 and "(100,002 characters)" in str(error.value)

@@ -24,10 +24,13 @@ class Handler(BaseHTTPRequestHandler):
     etag = '"edition-1"'
 
     def do_HEAD(self):
+        if self.path.endswith("/gets-only.csv.gz"):  # as a pre-signed URL for GET answers a HEAD
+            self.send_error(403)
+            return
         self.do_GET(body=False)
 
     def do_GET(self, body=True):
-        if self.path.endswith("/ok.csv.gz"):
+        if self.path.endswith(("/ok.csv.gz", "/gets-only.csv.gz")):  # Range is ignored: the whole body
             self.send_response(200)
             self.send_header("Content-Length", str(len(BODY)))
             self.send_header("ETag", Handler.etag)
@@ -166,3 +169,8 @@ def test_download_errors_pickle_even_where_exceptions_are_pickled_with_their_con
     with pytest.raises(SourceError) as error:
         download(f"{server}/yellow/{name}.csv.gz", tmp_path / "m.csv.gz")
     assert str(pickle.loads(pickle.dumps(error.value))) == str(error.value)
+
+
+def test_a_server_that_refuses_head_is_asked_with_a_get_of_which_nothing_more_is_read(server, tmp_path):
+    url = f"{server}/yellow/gets-only.csv.gz"
+    assert remote_version(url) == downloaded_version(download(url, tmp_path / "g.csv.gz"))
