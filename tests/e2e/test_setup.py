@@ -3,16 +3,19 @@ before anything is downloaded: a new shell without the stack's environment, the 
 missing block. From inside flows/, as from the repository."""
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from stack.services import free_port
 
-from helpers import PREFECT_MAJOR, REPO, delete_block, save_blocks
+from helpers import ARTIFACTS, PREFECT_MAJOR, REPO, browser_page, delete_block, needs_chromium, save_blocks
 
 
 def run_script(script: str, env: dict, cwd: Path, *args: str) -> subprocess.CompletedProcess:
@@ -107,3 +110,60 @@ def test_the_ui_asks_the_stack_s_own_api_whatever_its_port():
     assert not api.startswith("http://127.0.0.1:4200/")
     with urllib.request.urlopen(api.removesuffix("/api") + "/ui-settings", timeout=30) as response:
         assert json.loads(response.read())["api_url"] == api
+
+
+@needs_chromium
+def test_the_ui_on_another_port_connects_and_sends_nothing_to_port_4200():
+    """In Chromium: with a listener on 4200 (Prefect's default), the UI of a stack on another port
+    shows its flow runs, and nothing (no credentials) reaches the listener."""
+    from playwright.sync_api import expect
+
+    with listening_on(4200) as seen:
+        ui = os.environ["PREFECT_API_URL"].removesuffix("/api")
+        with browser_page() as page:
+            answered = []
+            page.on("response", lambda r: answered.append(r.status) if r.url.startswith(f"{ui}/api/") else None)
+            page.goto(f"{ui}/flow-runs", wait_until="networkidle")
+            expect(page.get_by_text("Can't connect to Server API")).to_have_count(0)
+            page.screenshot(path=ARTIFACTS / "ui-own-api-port.png", full_page=True)
+    assert answered and set(answered) <= {200, 201, 204}  # the UI asked its own API, which answered
+    assert seen == []
+
+
+@contextlib.contextmanager
+def listening_on(port: int):
+    """A listener on ``port`` that records what each connection sends. Another test (the other
+    runtime's suite, side by side) may hold the port for a few seconds: wait for it."""
+    listener = socket.socket()
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            listener.bind(("127.0.0.1", port))
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+    listener.listen()
+    listener.settimeout(0.2)
+    seen: list[bytes] = []
+    stop = threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.settimeout(2)
+                seen.append(connection.recv(65536))
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
