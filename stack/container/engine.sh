@@ -135,6 +135,10 @@ content_key() {
 
 image() {
   local tag=${1:-dezoomcamp/prefect:zoom}
+  # One build at a time on this machine (CI starts one early; a test may ask for the same image):
+  # the second waits, then finds the image built.
+  exec 9>"$cache/build.lock"
+  flock 9
   # The stand-in base image holds the wheels of docker-requirements.txt: rebuilt when they change.
   wheels
   local have; have=$(podman image inspect --format '{{ index .Labels "nyctaxi.base" }}' "$base_tag" 2>/dev/null || true)
