@@ -8,7 +8,8 @@ from pathlib import Path
 
 from artifacts import failure_reason
 from nyctaxi.dataset import FIRST_YEAR, LAST_YEAR
-from nyctaxi.resources import set_up_problem
+from nyctaxi.failures import cannot_connect
+from nyctaxi.resources import set_up_problem, setting
 from nyctaxi.schema import COLORS
 
 
@@ -56,7 +57,18 @@ def run(flow, blocks: list[str], **parameters) -> None:
     if problem:
         print(f"{script}: {problem}", file=sys.stderr)
         sys.exit(2)
-    state = flow(**parameters, return_state=True)
+    try:
+        state = flow(**parameters, return_state=True)
+    except Exception as e:
+        reason = cannot_connect(e)
+        if reason is None:
+            raise
+        # Prefect has logged the crash (its last line unended); the last line says what it was and what to do.
+        sys.stdout.flush()
+        print(f"\n{script}: the Prefect API at {setting('PREFECT_API_URL')} stopped answering mid-run ({reason}): "
+              "once it is back (make stack), the run is marked Crashed; then run the script again (a month is "
+              "replaced whole, never doubled)", file=sys.stderr)
+        sys.exit(1)
     if not state.is_completed():
         print(f"{script}: {flow.name} ended {state.name}: {failure_reason(state)}",
               file=sys.stderr)

@@ -220,7 +220,7 @@ def write_gcs(path: Path, allow_shrink: bool = False) -> str:
         check_replacement(uri, source_file_of(path.stem), rows, gcs.object_rows(loaded) if loaded else None,
                           allow_shrink=allow_shrink)
         get_run_logger().info(f"Uploading from {path!r} to the bucket {gcs_block.bucket!r} path {uploaded!r}.")
-        gcs.upload(bucket, uploaded, path, rows, lake.source_version(path))
+        gcs.upload(bucket, uploaded, path, rows, lake.source_version(path), logger=get_run_logger())
     return uri
 
 

@@ -26,7 +26,7 @@ from google.cloud import bigquery
 from google.cloud.bigquery import client as library
 
 from . import failures
-from .gcs import UPLOAD_CHUNK_BYTES
+from .gcs import UPLOAD_CHUNK_BYTES, ReadWithProgress
 from .resources import DATASET, LOADS_TABLE, setting, table_name
 from .schema import COLUMNS, LINEAGE_COLUMN, SchemaError
 from .shrink import check_replacement
@@ -147,8 +147,9 @@ def stage_with_load_file(client: bigquery.Client, parquet: Path, staging_id: str
     library._DEFAULT_CHUNKSIZE = min(library._DEFAULT_CHUNKSIZE, UPLOAD_CHUNK_BYTES)
     started = time.monotonic()
     logger.info(f"load job: uploading {parquet.stat().st_size / 1e6:,.0f} MB of parquet")
-    with parquet.open("rb") as stream:
-        job = client.load_table_from_file(stream, staging_id, job_config=_load_config(color))
+    with parquet.open("rb") as file:
+        job = client.load_table_from_file(ReadWithProgress(file, "load job", logger), staging_id,
+                                          job_config=_load_config(color))
     job.result(retry=RETRY)
     rows = count(client, staging_id)
     logger.info(f"load job: {rows:,} rows staged after {time.monotonic() - started:.0f} s")

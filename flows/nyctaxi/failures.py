@@ -75,15 +75,16 @@ def unreachable(service: str, address: str, reason: str, fix: str) -> ServiceUnr
 
 
 def timed_out(error: BaseException) -> bool:
-    """Whether ``error`` comes down to a request that got no answer in time (socket, urllib3, requests)."""
-    return any(isinstance(e, TimeoutError) or "timeout" in type(e).__name__.lower() or "timed out" in str(e).lower()
-               for e in _chain(error))
+    """Whether ``error`` comes down to a request that got no answer in time (socket, urllib3, requests;
+    libpq's connect timeout says "timeout expired")."""
+    return any(isinstance(e, TimeoutError) or "timeout" in type(e).__name__.lower()
+               or any(s in str(e).lower() for s in ("timed out", "timeout expired")) for e in _chain(error))
 
 
 @contextmanager
-def reaching(service: str, address: str, fix: str, timeout_s: float | None = None) -> Iterator[None]:
+def reaching(service: str, address: str, fix: str, frozen: bool = False) -> Iterator[None]:
     """Turn a refused connection or an unresolvable name inside the block into ``unreachable(...)``;
-    given the calls' ``timeout_s``, a request that got no answer in that time too (a frozen service)."""
+    with ``frozen=True``, a request that got no answer in time too (a frozen service)."""
     try:
         yield
         return
@@ -91,8 +92,8 @@ def reaching(service: str, address: str, fix: str, timeout_s: float | None = Non
         raise
     except Exception as e:
         reason = cannot_connect(e)
-        if reason is None and timeout_s is not None and timed_out(e):
-            reason = f"no answer within {timeout_s:g} s: frozen or overloaded"
+        if reason is None and frozen and timed_out(e):
+            reason = "no answer in time: frozen or overloaded"
         if reason is None:
             raise
     # Raised here, not in the except block, so that it carries none of the client's exceptions as

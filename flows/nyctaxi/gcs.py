@@ -6,8 +6,12 @@ bounded time; a refused connection or an unresolvable name fails at once, as a
 """
 from __future__ import annotations
 
+import logging
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow.parquet as pq
 from google.cloud.storage import Blob, Bucket
@@ -15,7 +19,10 @@ from google.cloud.storage import Blob, Bucket
 from . import failures
 from .resources import seconds, setting
 
+log = logging.getLogger(__name__)
+
 SERVICE = "the GCS bucket"
+PROGRESS_EVERY_S = 30.0  # a long upload logs how far it is at least this often
 ENDPOINT = "https://storage.googleapis.com"
 # What each object says of itself: the edition of the release file it holds (what a backfill
 # compares) and its rows (what a new edition is compared with before it replaces it).
@@ -41,7 +48,7 @@ def address() -> str:
 
 def reaching(fix: str):
     """``failures.reaching`` for the bucket's endpoint."""
-    return failures.reaching(SERVICE, address(), fix, timeout_s=ANSWER_TIMEOUT_S)
+    return failures.reaching(SERVICE, address(), fix, frozen=True)
 
 
 def get_blob(bucket: Bucket, name: str) -> Blob | None:
@@ -59,12 +66,41 @@ def object_rows(blob: Blob) -> int:
         return pq.ParquetFile(remote).metadata.num_rows
 
 
-def upload(bucket: Bucket, name: str, path: Path, rows: int, version: str | None) -> None:
+class ReadWithProgress:
+    """A file being uploaded: logs how much the uploader has read (sent) every ``PROGRESS_EVERY_S``
+    seconds, so a long upload is never silent. Seeks and tells go to the file (a retried chunk is
+    read again)."""
+
+    def __init__(self, file: BinaryIO, what: str, logger: logging.Logger | logging.LoggerAdapter) -> None:
+        self._file, self._what, self._logger = file, what, logger
+        self._total = os.fstat(file.fileno()).st_size
+        self._started = self._last = time.monotonic()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._file.read(size)
+        now = time.monotonic()
+        if now - self._last >= PROGRESS_EVERY_S:
+            self._last = now
+            self._logger.info(f"{self._what}: {self._file.tell() / 1e6:,.0f} of {self._total / 1e6:,.0f} MB sent "
+                              f"after {now - self._started:.0f} s")
+        return data
+
+    def seek(self, *args) -> int:
+        return self._file.seek(*args)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+
+def upload(bucket: Bucket, name: str, path: Path, rows: int, version: str | None,
+           logger: logging.Logger | logging.LoggerAdapter = log) -> None:
     """Upload the lake file ``path`` as ``name`` in bounded chunks, its rows and edition set with it
-    (the object appears only once complete)."""
+    (the object appears only once complete), logging its progress."""
     blob = bucket.blob(name, chunk_size=UPLOAD_CHUNK_BYTES)
     blob.metadata = {ROWS_METADATA: str(rows), **({VERSION_METADATA: version} if version else {})}
-    blob.upload_from_filename(str(path), timeout=TIMEOUT, retry=RETRY)
+    with path.open("rb") as file:
+        blob.upload_from_file(ReadWithProgress(file, f"uploading {name}", logger), size=path.stat().st_size,
+                              timeout=TIMEOUT, retry=RETRY)
 
 
 def download(blob: Blob, dest: Path, disk: Path | None = None) -> Path:

@@ -97,7 +97,8 @@ ENVIRONMENT: dict[str, Variable] = {
     "NYC_TLC_RETRY_DELAY_S": Variable("3", "seconds before a step's first retry, doubled for each next one "
                                       "(3, 6, 12 s; the tests' stack waits less)"),
     "NYC_TLC_SERVICE_TIMEOUT_S": Variable("60", "seconds the bucket may take to answer one request (a chunk of "
-                                          "an upload) before the step fails naming it: a frozen service"),
+                                          "an upload), and PostgreSQL to take the data sent to it, before the "
+                                          "step fails naming it: a frozen service"),
     "MIMALLOC_PURGE_DELAY": Variable("0", "Arrow's allocator gives freed memory back after this many ms"),
     "MIMALLOC_ARENA_EAGER_COMMIT": Variable("0", "Arrow's allocator commits arenas lazily"),
     # The block scripts
@@ -368,7 +369,13 @@ def postgres_connector(connect_timeout_s: int = CONNECT_TIMEOUT_S):
     from prefect_sqlalchemy import SqlAlchemyConnector
 
     connector = load_block(SqlAlchemyConnector, POSTGRES_BLOCK, MAKE_POSTGRES_BLOCK)
-    connector.connect_args = {"connect_timeout": connect_timeout_s, **(connector.connect_args or {})}
+    # A frozen server (its port open, nothing read): data it does not take for the service timeout
+    # closes the connection (TCP_USER_TIMEOUT counts a zero window too), so a COPY fails instead of
+    # hanging; keepalives find a connection whose far end is gone.
+    frozen_ms = int(seconds("NYC_TLC_SERVICE_TIMEOUT_S") * 1000)
+    connector.connect_args = {"connect_timeout": connect_timeout_s, "tcp_user_timeout": frozen_ms,
+                              "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+                              "keepalives_count": 3, **(connector.connect_args or {})}
     return connector
 
 
@@ -379,7 +386,8 @@ def postgres_connection() -> Iterator:
     connector = postgres_connector()
     info = connector.connection_info
     address = f"{info.host}:{info.port}" if hasattr(info, "host") else "the address in the block"
-    with reaching("PostgreSQL", address, POSTGRES_FIX), connector.get_connection(begin=False) as connection:
+    with reaching("PostgreSQL", address, POSTGRES_FIX, frozen=True), \
+            connector.get_connection(begin=False) as connection:
         yield connection.connection.dbapi_connection
 
 

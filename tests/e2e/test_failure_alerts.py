@@ -92,6 +92,11 @@ def test_a_run_whose_prefect_server_died_ends_crashed_when_the_server_starts_aga
         assert flow_run["infrastructure_pid"].endswith(f":{flow.pid}")  # the run recorded its process
         ctl.stop(server, root)  # the server goes away mid-run
         assert flow.wait(timeout=120) != 0  # the flow dies when it next needs the API
+    # Its output ends with one line saying what happened and what to do.
+    assert (tmp_path / "flow.log").read_text().strip().splitlines()[-1] == (
+        f"etl_web_to_gcs.py: the Prefect API at {api_url} stopped answering mid-run (connection refused): once it "
+        "is back (make stack), the run is marked Crashed; then run the script again (a month is replaced whole, "
+        "never doubled)")
 
     # The same port at once, though the server's last connections wait in TIME_WAIT: as `make stack` does.
     assert ctl.port_free(port)
@@ -141,9 +146,10 @@ def slow_flow(tmp_path, env: dict[str, str], month: int, slow_s: float) -> Itera
     ``slow_s`` seconds by a release server of the test's; killed at the end if it still runs."""
     with FaultServer(tmp_path / "release", slow_s=slow_s) as release:
         release.script("yellow", 2019, month, "slow")
-        flow = subprocess.Popen([sys.executable, str(REPO / "flows" / "etl_web_to_gcs.py"), "--year", "2019",
-                                 "--month", str(month)], env={**env, "NYC_TLC_BASE_URL": release.base_url},
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(tmp_path / "flow.log", "wb") as log:  # its output, for the test to read
+            flow = subprocess.Popen([sys.executable, str(REPO / "flows" / "etl_web_to_gcs.py"), "--year", "2019",
+                                     "--month", str(month)], env={**env, "NYC_TLC_BASE_URL": release.base_url},
+                                    stdout=log, stderr=subprocess.STDOUT)
         try:
             yield flow
         finally:

@@ -170,6 +170,47 @@ def test_a_frozen_gcs_endpoint_fails_the_step_within_its_timeout_naming_it(tmp_p
         os.kill(pid, signal.SIGCONT)
         ctl.stop(emulator, root)
     assert time.monotonic() - frozen_at < 60  # 5 s per request, not the 600 s it waited before
-    assert (f"cannot reach the GCS bucket at http://127.0.0.1:{port} (no answer within 5 s: frozen or overloaded)"
-            in output)
+    assert f"cannot reach the GCS bucket at http://127.0.0.1:{port} (no answer in time: frozen or overloaded)" in output
+    assert partial_files(data) == []
+
+
+@pytest.mark.plain
+def test_a_frozen_postgresql_fails_the_copy_within_its_timeout_naming_it(tmp_path):
+    """SIGSTOP of the whole server (postmaster and backends) mid-COPY: the data it no longer takes
+    closes the connection after the service timeout, instead of a COPY that waits for ever."""
+    import signal
+
+    data, server, root, port = tmp_path / "data", Postgres(), tmp_path / "pg-stack", free_port()
+    pid = ctl.start(server, port, root)
+    admin_password = (root / "postgres-password").read_text().strip()
+
+    def copying() -> bool:
+        with psycopg2.connect(host="127.0.0.1", port=port, user="root", password=admin_password,
+                              dbname="ny_taxi") as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %%' AND state = 'active'")
+            return cur.fetchone()[0] > 0
+
+    run(str(BIN / "python"), str(REPO / "blocks" / "make_postgres_block.py"), "--host", "127.0.0.1", "--port",
+        str(port), "--user", "ny_taxi_etl", "--database", "ny_taxi", "--password-file",
+        str(root / "postgres-ny_taxi_etl-password"))
+    log = tmp_path / "flow.log"
+    frozen: list[int] = []
+    try:
+        with serve_directory(big_month(tmp_path, "yellow", 2019, 11, 600_000)) as base:
+            flow = start_flow("etl_web_to_postgres.py", ["--year", "2019", "--month", "11", "--table", "t_frozen"],
+                              {**os.environ, "NYC_TLC_BASE_URL": base, "NYC_TLC_DATA_DIR": str(data),
+                               "NYC_TLC_SERVICE_TIMEOUT_S": "5"}, log)
+            wait_for(copying, flow, log)
+            # The postmaster and each of its processes: PostgreSQL 18 gives each a session of its own.
+            children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+            frozen = [pid, *map(int, children.stdout.split())]
+            for process in frozen:
+                os.kill(process, signal.SIGSTOP)
+            output = fails_fast(flow, time.monotonic(), log)
+    finally:
+        for process in frozen:
+            os.kill(process, signal.SIGCONT)
+        ctl.stop(server, root)
+        save_blocks("make_postgres_block.py", "--local")
+    assert f"cannot reach PostgreSQL at 127.0.0.1:{port} (no answer in time: frozen or overloaded)" in output
     assert partial_files(data) == []

@@ -197,3 +197,22 @@ def test_parent_flow_runs_the_months_at_the_same_time_when_asked(data_dir):
     spans = sorted((t.start_time, t.end_time) for t in api(task_runs))
     assert len(spans) == 3
     assert spans[1][0] < spans[0][1], f"the months ran one after another: {spans}"
+
+
+@pytest.mark.plain
+def test_uploads_log_how_far_they_are(data_dir, monkeypatch):
+    """A long transfer is never silent: the bucket's upload and write_bq's load job log what they
+    have sent every PROGRESS_EVERY_S (30 s; here every read)."""
+    import re
+
+    from etl_gcs_to_bq import etl_gcs_to_bq
+    from helpers import run_logs
+    from nyctaxi import gcs
+
+    monkeypatch.setattr(gcs, "PROGRESS_EVERY_S", 0.0)
+    sent = re.compile(r"(uploading data/green/green_tripdata_2019-07\.parquet|load job): [\d,]+ of [\d,]+ MB sent "
+                      r"after \d+ s")
+    for state in (etl_web_to_gcs(year=2019, month=7, color="green", return_state=True),
+                  etl_gcs_to_bq(year=2019, month=7, color="green", return_state=True)):
+        assert state.is_completed(), state
+        assert any(sent.fullmatch(line) for line in run_logs(state.state_details.flow_run_id)), state.name
