@@ -50,7 +50,7 @@ def run(flow, blocks: list[str], **parameters) -> None:
     The set-up comes first: a shell without the local stack's environment, a Prefect API out of
     reach or a missing block (``blocks``) stops the script before any download, with one line
     naming the fix (exit 2). A run that fails ends the output with one line saying why (exit 1);
-    the traceback is above it, and in the run's logs.
+    the traceback is above it, and in the run's logs. So does a run whose Prefect API goes away.
     """
     script = Path(sys.argv[0]).name
     problem = set_up_problem(blocks)
