@@ -51,14 +51,16 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
 
 
 def cannot_connect(error: BaseException) -> str | None:
-    """``"connection refused"`` or ``"the host name does not resolve"`` if that is what ``error``
-    comes down to, else None."""
+    """``"connection refused"``, ``"the host name does not resolve"`` (or PostgreSQL's ``"it is
+    shutting down"``) if that is what ``error`` comes down to, else None."""
     for e in _chain(error):
         text = f"{type(e).__name__}: {e}".lower()
         if isinstance(e, ConnectionRefusedError) or any(s in text for s in _REFUSED):
             return "connection refused"
         if any(s in text for s in _NO_NAME):
             return "the host name does not resolve"
+        if "the database system is shutting down" in text:  # PostgreSQL on its way out: refused in a moment
+            return "it is shutting down"
     return None
 
 
