@@ -107,9 +107,9 @@ def test_the_gcs_endpoint_killed_mid_run(tmp_path):
     assert partial_files(data) == []
 
 
-def test_postgresql_killed_mid_copy(tmp_path):
-    data, server, root, port = tmp_path / "data", Postgres(), tmp_path / "pg-stack", free_port()
-    ctl.start(server, port, root)
+def block_on_private_postgres(root: Path, port: int):
+    """Point the ``postgres-connector`` block at a PostgreSQL started under ``root`` (the caller puts
+    the stack's back); return a check of whether a COPY is running there."""
     admin_password = (root / "postgres-password").read_text().strip()
 
     def copying() -> bool:
@@ -118,9 +118,16 @@ def test_postgresql_killed_mid_copy(tmp_path):
             cur.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %%' AND state = 'active'")
             return cur.fetchone()[0] > 0
 
-    block = [str(BIN / "python"), str(REPO / "blocks" / "make_postgres_block.py")]
-    run(*block, "--host", "127.0.0.1", "--port", str(port), "--user", "ny_taxi_etl", "--database", "ny_taxi",
-        "--password-file", str(root / "postgres-ny_taxi_etl-password"))
+    run(str(BIN / "python"), str(REPO / "blocks" / "make_postgres_block.py"), "--host", "127.0.0.1", "--port",
+        str(port), "--user", "ny_taxi_etl", "--database", "ny_taxi", "--password-file",
+        str(root / "postgres-ny_taxi_etl-password"))
+    return copying
+
+
+def test_postgresql_killed_mid_copy(tmp_path):
+    data, server, root, port = tmp_path / "data", Postgres(), tmp_path / "pg-stack", free_port()
+    ctl.start(server, port, root)
+    copying = block_on_private_postgres(root, port)
     try:
         output = killed_mid_run(server, root, big_month(tmp_path, "yellow", 2019, 7, 600_000),
                                 "etl_web_to_postgres.py", ["--year", "2019", "--month", "7", "--table", "t_gone"],
@@ -185,17 +192,7 @@ def test_a_frozen_postgresql_fails_the_copy_within_its_timeout_naming_it(tmp_pat
 
     data, server, root, port = tmp_path / "data", Postgres(), tmp_path / "pg-stack", free_port()
     pid = ctl.start(server, port, root)
-    admin_password = (root / "postgres-password").read_text().strip()
-
-    def copying() -> bool:
-        with psycopg2.connect(host="127.0.0.1", port=port, user="root", password=admin_password,
-                              dbname="ny_taxi") as conn, conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %%' AND state = 'active'")
-            return cur.fetchone()[0] > 0
-
-    run(str(BIN / "python"), str(REPO / "blocks" / "make_postgres_block.py"), "--host", "127.0.0.1", "--port",
-        str(port), "--user", "ny_taxi_etl", "--database", "ny_taxi", "--password-file",
-        str(root / "postgres-ny_taxi_etl-password"))
+    copying = block_on_private_postgres(root, port)
     log = tmp_path / "flow.log"
     frozen: list[int] = []
     try:
