@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
+import threading
+import urllib.request
 from pathlib import Path
 
 from artifacts import failure_reason
 from nyctaxi.dataset import FIRST_YEAR, LAST_YEAR
 from nyctaxi.failures import cannot_connect
-from nyctaxi.resources import set_up_problem, setting
+from nyctaxi.resources import seconds, set_up_problem, setting
 from nyctaxi.schema import COLORS
 
 
@@ -57,19 +61,62 @@ def run(flow, blocks: list[str], **parameters) -> None:
     if problem:
         print(f"{script}: {problem}", file=sys.stderr)
         sys.exit(2)
+    watch = _LostApiWatch(script)
+    logging.getLogger("prefect.flow_runs").addHandler(watch)
     try:
         state = flow(**parameters, return_state=True)
     except Exception as e:
         reason = cannot_connect(e)
         if reason is None:
             raise
-        # Prefect has logged the crash (its last line unended); the last line says what it was and what to do.
-        sys.stdout.flush()
-        print(f"\n{script}: the Prefect API at {setting('PREFECT_API_URL')} stopped answering mid-run ({reason}): "
-              "once it is back (make stack), the run is marked Crashed; then run the script again (a month is "
-              "replaced whole, never doubled)", file=sys.stderr)
+        _say_api_lost(script, reason)
         sys.exit(1)
+    finally:
+        watch.cancel()
     if not state.is_completed():
         print(f"{script}: {flow.name} ended {state.name}: {failure_reason(state)}",
               file=sys.stderr)
         sys.exit(1)
+
+
+def _say_api_lost(script: str, reason: str) -> None:
+    """The last line of a script whose Prefect API went away mid-run."""
+    # Prefect has logged the crash (its last line unended); the last line says what it was and what to do.
+    sys.stdout.flush()
+    print(f"\n{script}: the Prefect API at {setting('PREFECT_API_URL')} stopped answering mid-run ({reason}): "
+          "once it is back (make stack), the run is marked Crashed; then run the script again (a month is "
+          "replaced whole, never doubled)", file=sys.stderr, flush=True)
+
+
+class _LostApiWatch(logging.Handler):
+    """Ends the process (exit 1) with ``_say_api_lost``'s line if, ``NYC_TLC_API_LOST_GRACE_S`` after
+    Prefect logged a flow run's crash on a failed API request, the run has still not returned.
+    Prefect 2.20's engine can wait for ever there: when the API goes away while a task run is being
+    set up, the flow run's crash is logged but the flow's call of the task never returns (seen with
+    faulthandler: the main thread waits on the task's queue)."""
+
+    def __init__(self, script: str) -> None:
+        super().__init__(logging.ERROR)
+        self.script, self.timer = script, None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.timer is None and record.getMessage().startswith("Crash detected! Request to "):
+            self.timer = threading.Timer(seconds("NYC_TLC_API_LOST_GRACE_S"), self._give_up)
+            self.timer.daemon = True
+            self.timer.start()
+
+    def cancel(self) -> None:
+        logging.getLogger("prefect.flow_runs").removeHandler(self)
+        if self.timer is not None:
+            self.timer.cancel()
+
+    def _give_up(self) -> None:
+        try:  # what the API says now is the reason
+            urllib.request.urlopen(f"{setting('PREFECT_API_URL')}/health", timeout=5).close()
+            reason = "it answers again, too late for this run"
+        except Exception as e:
+            reason = cannot_connect(e) or f"{type(e).__name__}: {e}"
+        _say_api_lost(self.script, reason)
+        # The run's work is orphaned (nothing of it can be recorded) and each destination is safe to kill
+        # (staged, then swapped in one step): end the process, whatever its main thread waits on.
+        os._exit(1)

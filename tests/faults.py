@@ -1,4 +1,5 @@
-"""A release server that misbehaves on request: the fault-injection stand-in for GitHub.
+"""A release server that misbehaves on request: the fault-injection stand-in for GitHub (and
+``DyingApi``: a pass-through to the Prefect API that dies at a chosen request).
 
 Each path answers with the next action of its script (then "ok" for ever):
   "ok"        the generated month, whole
@@ -19,6 +20,7 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
+import http.client
 import io
 import socket
 import struct
@@ -27,6 +29,7 @@ import time
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from stack.generator import generate
 
@@ -208,4 +211,61 @@ class _Handler(BaseHTTPRequestHandler):
         return f'"{hashlib.sha256(body).hexdigest()[:16]}"'
 
     def log_message(self, *args) -> None:
+        pass
+
+
+class DyingApi(ThreadingHTTPServer):
+    """A pass-through to the HTTP API at ``upstream`` (a URL's scheme, host and port) that dies, as a
+    killed server does, at the first request for which ``dies_at(method, path, seen)`` is true
+    (``seen``: the (method, path) of each request passed on so far): that request and every later one
+    on an open connection get the connection closed with no answer, and new connections are refused."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str, dies_at) -> None:
+        super().__init__(("127.0.0.1", 0), _PassThrough)
+        self.upstream, self.dies_at = urlsplit(upstream).netloc, dies_at
+        self.seen: list[tuple[str, str]] = []
+        self.dead = threading.Event()
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def die(self) -> None:
+        if not self.dead.is_set():
+            self.dead.set()
+            threading.Thread(target=lambda: (self.shutdown(), self.server_close()), daemon=True).start()
+
+
+class _PassThrough(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the Prefect client's connections are
+    server: DyingApi
+
+    def _pass(self):
+        api = self.server
+        if api.dead.is_set() or api.dies_at(self.command, self.path, api.seen):
+            api.die()
+            self.close_connection = True
+            return
+        api.seen.append((self.command, self.path))
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        upstream = http.client.HTTPConnection(api.upstream, timeout=60)
+        upstream.request(self.command, self.path, body=body,
+                         headers={k: v for k, v in self.headers.items() if k.lower() != "connection"})
+        answer = upstream.getresponse()
+        content = answer.read()
+        self.send_response(answer.status)
+        for k, v in answer.getheaders():
+            if k.lower() not in ("connection", "transfer-encoding", "content-length", "date", "server"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
+        upstream.close()
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _pass
+
+    def log_message(self, *args):
         pass

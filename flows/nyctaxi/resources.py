@@ -99,6 +99,9 @@ ENVIRONMENT: dict[str, Variable] = {
     "NYC_TLC_SERVICE_TIMEOUT_S": Variable("60", "seconds the bucket may take to answer one request (a chunk of "
                                           "an upload), and PostgreSQL to take the data sent to it, before the "
                                           "step fails naming it: a frozen service"),
+    "NYC_TLC_API_LOST_GRACE_S": Variable("30", "seconds a flow script gives its run to end once Prefect has "
+                                         "logged it crashed on a lost Prefect API; then the script ends itself "
+                                         "with one line (Prefect 2.20 can wait for ever there)"),
     "MIMALLOC_PURGE_DELAY": Variable("0", "Arrow's allocator gives freed memory back after this many ms"),
     "MIMALLOC_ARENA_EAGER_COMMIT": Variable("0", "Arrow's allocator commits arenas lazily"),
     # The block scripts

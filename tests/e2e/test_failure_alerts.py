@@ -18,7 +18,7 @@ from stack import ctl
 from stack.services import PrefectServer, free_port
 
 from etl_web_to_gcs import etl_web_to_gcs
-from faults import FaultServer
+from faults import DyingApi, FaultServer
 from helpers import BIN, REPO, api, run
 from nyctaxi.runtime import heartbeat_s, silence_s, stop_alerts
 
@@ -113,6 +113,27 @@ def test_a_run_whose_prefect_server_died_ends_crashed_when_the_server_starts_aga
         assert "Crashed" in alert["text"]
     finally:
         ctl.stop(server, root)
+
+
+@pytest.mark.prefect2  # the hang is Prefect 2.20's engine's
+def test_a_server_gone_while_a_task_run_is_set_up_ends_the_script_with_one_line(tmp_path):
+    """The Prefect API dies exactly while the first task run resolves its result storage: Prefect 2.20
+    logs the flow run's crash, and then waits for ever for the task (the CI run that found it was killed
+    after 120 s). The script ends itself NYC_TLC_API_LOST_GRACE_S after the crash, with the one line."""
+    api = DyingApi(os.environ["PREFECT_API_URL"], lambda method, path, seen: (
+        ("POST", "/api/task_runs/") in seen and path.startswith("/api/block_types/slug/local-file-system")))
+    env = {**os.environ, "PREFECT_API_URL": api.url + "/api", "NYC_TLC_DATA_DIR": str(tmp_path / "data")}
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, str(REPO / "flows" / "etl_web_to_gcs.py"), "--year", "2019", "--month", "4"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert api.dead.is_set(), "the API never died where it should: Prefect's calls have changed"
+    assert "Crash detected! Request to" in done.stderr  # Prefect logged the crash, then waited
+    assert done.returncode == 1
+    assert time.monotonic() - started < 60
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"etl_web_to_gcs.py: the Prefect API at {api.url}/api stopped answering mid-run (connection refused): once "
+        "it is back (make stack), the run is marked Crashed; then run the script again (a month is replaced whole, "
+        "never doubled)")
 
 
 @pytest.mark.prefect3
