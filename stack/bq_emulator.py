@@ -4,6 +4,8 @@
   emulator rejects: accept it.
 - The emulator copies the whole table into a time-travel snapshot before every load
   and DML statement (2x the time, 4x the disk): the local stack needs no time travel.
+- It keeps BigQuery's transaction concurrency and table update rate (``stack/bq_rules.py``),
+  which the emulator does not.
 
 Usage: the same arguments as ``bqemulator`` (see services.py).
 """
@@ -28,6 +30,10 @@ def _capture_explicit_only(self, *args, kind="AUTO", **kwargs):
 
 
 SnapshotManager.capture = _capture_explicit_only
+
+from stack import bq_rules  # noqa: E402
+
+bq_rules.install()
 
 from bqemulator.cli import main  # noqa: E402
 

@@ -9,16 +9,24 @@ transaction then deletes the month's rows from the colour's table and inserts th
 ones, tagged with the lineage column ``source_file``: readers see the old month or the new
 one, a run killed before the swap leaves the table untouched, and re-running never
 duplicates.
+
+Each job (a load, the swap) is run again when BigQuery answers that it may pass (``run_job``):
+a rate limit, a backend error, or a transaction cancelled because another one was changing the
+same table (BigQuery runs one transaction that deletes from a table at a time, and cancels the
+others: two months swapping at once, of one colour or of two, since both record their load in
+``nyc_tlc_loads``). A failed job changed nothing, so running it again is safe.
 """
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow.parquet as pq
 from google.api_core.exceptions import NotFound
@@ -32,6 +40,7 @@ from .schema import COLUMNS, LINEAGE_COLUMN, SchemaError
 from .shrink import check_replacement
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SERVICE = "BigQuery"
 ENDPOINT = "https://bigquery.googleapis.com"
@@ -46,6 +55,12 @@ STAGING_TTL = timedelta(days=1)
 # Rows per pandas-gbq call: each call is a load job with a fixed cost, and a DataFrame in memory;
 # more rows a call is faster and heavier (the trade measured: bench/README.md).
 PANDAS_GBQ_ROWS = 128 * 1024
+# A job BigQuery may accept if asked again: tried this many times, waiting 1, 2, 4... s (at most 30,
+# with jitter, so that two loads that collided do not collide again): about 90 s in all.
+JOB_ATTEMPTS = 8
+JOB_RETRY_FIRST_S, JOB_RETRY_MAX_S = 1.0, 30.0
+# What BigQuery says when it cancels a transaction (or a DML statement) for another's update of a table.
+CONCURRENT_UPDATE = "due to concurrent update"
 _SOURCE_FILE = re.compile(r"^[a-z]+_tripdata_\d{4}-\d{2}\.csv\.gz$")
 _TABLE = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 _VERSION = re.compile(r"^[0-9a-f]{1,64}$")
@@ -53,6 +68,10 @@ _VERSION = re.compile(r"^[0-9a-f]{1,64}$")
 LOADS_SCHEMA = [bigquery.SchemaField("table_name", "STRING"), bigquery.SchemaField("source_file", "STRING"),
                 bigquery.SchemaField("source_version", "STRING"), bigquery.SchemaField("rows", "INT64"),
                 bigquery.SchemaField("loaded_at", "TIMESTAMP")]
+
+
+class BigQueryBusyError(RuntimeError):
+    """BigQuery kept refusing a job for reasons that usually pass (rate limits, concurrent updates)."""
 
 
 def address() -> str:
@@ -119,7 +138,9 @@ def stage_with_pandas_gbq(parquet: Path, staging_id: str, client: bigquery.Clien
     for groups in _row_group_runs(parquet_file.metadata, PANDAS_GBQ_ROWS):
         frame = parquet_file.read_row_groups(groups).to_pandas()
         # One client for every call: pandas-gbq would otherwise make a new one each time.
-        pandas_gbq.to_gbq(frame, destination, bigquery_client=client, if_exists="append", progress_bar=False)
+        # BigQuery takes 5 updates of a table per 10 s: each call is one, so some may be refused for a while.
+        run_job(f"pandas-gbq's load of rows {rows + 1:,}-{rows + len(frame):,}", lambda frame=frame: pandas_gbq.to_gbq(
+            frame, destination, bigquery_client=client, if_exists="append", progress_bar=False), logger)
         rows += len(frame)
         logger.info(f"pandas-gbq: {rows:,} of {parquet_file.metadata.num_rows:,} rows staged "
                     f"after {time.monotonic() - started:.0f} s")
@@ -147,10 +168,14 @@ def stage_with_load_file(client: bigquery.Client, parquet: Path, staging_id: str
     library._DEFAULT_CHUNKSIZE = min(library._DEFAULT_CHUNKSIZE, UPLOAD_CHUNK_BYTES)
     started = time.monotonic()
     logger.info(f"load job: uploading {parquet.stat().st_size / 1e6:,.0f} MB of parquet")
-    with parquet.open("rb") as file:
-        job = client.load_table_from_file(ReadWithProgress(file, "load job", logger), staging_id,
-                                          job_config=_load_config(color))
-    job.result(retry=RETRY)
+
+    def upload_and_load():  # the whole file each time: a failed load job appended nothing
+        with parquet.open("rb") as file:
+            job = client.load_table_from_file(ReadWithProgress(file, "load job", logger), staging_id,
+                                              job_config=_load_config(color))
+        job.result(retry=RETRY)
+
+    run_job(f"the load job of {parquet.name}", upload_and_load, logger)
     rows = count(client, staging_id)
     logger.info(f"load job: {rows:,} rows staged after {time.monotonic() - started:.0f} s")
     return rows
@@ -158,7 +183,8 @@ def stage_with_load_file(client: bigquery.Client, parquet: Path, staging_id: str
 
 def stage_with_load_job(client: bigquery.Client, uri: str, staging_id: str, color: str) -> int:
     """Load the ``gs://`` parquet object into the staging table with a load job."""
-    client.load_table_from_uri(uri, staging_id, job_config=_load_config(color), retry=RETRY).result(retry=RETRY)
+    run_job(f"the load job of {uri}", lambda: client.load_table_from_uri(
+        uri, staging_id, job_config=_load_config(color), retry=RETRY).result(retry=RETRY))
     return count(client, staging_id)
 
 
@@ -166,6 +192,40 @@ def _load_config(color: str) -> bigquery.LoadJobConfig:
     """A load job appending parquet with the declared schema (no lineage) to a staging table."""
     return bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.PARQUET, schema=schema(color, lineage=False),
                                   write_disposition=bigquery.WriteDisposition.WRITE_APPEND)
+
+
+def run_job(what: str, attempt: Callable[[], T], logger: logging.Logger | logging.LoggerAdapter = log) -> T:
+    """``attempt()`` (one job, started and waited for), again while BigQuery answers that it may pass
+    (``failures.RETRYABLE_REASONS``, or a concurrent update of a table): up to ``JOB_ATTEMPTS`` times,
+    each wait logged; then ``BigQueryBusyError`` in one line. A failed job changed nothing."""
+    started = time.monotonic()
+    for n in range(1, JOB_ATTEMPTS + 1):
+        try:
+            return attempt()
+        except Exception as e:
+            why = _may_pass(e)
+            if why is None:
+                raise
+            if n == JOB_ATTEMPTS:
+                raise BigQueryBusyError(
+                    f"BigQuery refused {what} {n} times in {time.monotonic() - started:.0f} s ({why}: "
+                    f"{str(e).splitlines()[0][:300]}): run the flow again later (a month is replaced whole, "
+                    "never doubled)") from None
+            wait_s = min(JOB_RETRY_MAX_S, JOB_RETRY_FIRST_S * 2 ** (n - 1)) * random.uniform(1.0, 1.5)
+            logger.info(f"{what}: BigQuery answered {why}; trying again in {wait_s:.1f} s "
+                        f"(attempt {n + 1} of {JOB_ATTEMPTS})")
+            time.sleep(wait_s)
+    raise AssertionError("unreachable")
+
+
+def _may_pass(error: BaseException) -> str | None:
+    """Why BigQuery may take ``error``'s job if asked again, or None."""
+    reason = failures.google_reason(error)
+    if reason in failures.RETRYABLE_REASONS:
+        return reason
+    if failures.says(error, CONCURRENT_UPDATE):
+        return "another load was changing the same table"
+    return None
 
 
 def swap_in(client: bigquery.Client, table_id: str, staging_id: str, color: str, source_file: str,
@@ -186,7 +246,7 @@ def swap_in(client: bigquery.Client, table_id: str, staging_id: str, color: str,
             SELECT {name}, {source}, {version}, COUNT(*), CURRENT_TIMESTAMP() FROM `{staging_id}`;
         COMMIT TRANSACTION;
     """
-    client.query(script, retry=RETRY).result(retry=RETRY)
+    run_job(f"the swap of {source_file}", lambda: client.query(script, retry=RETRY).result(retry=RETRY), logger)
     rows = count(client, table_id, source_file)
     logger.info(f"replaced {source_file} in {table_id}: {rows:,} rows")
     return rows

@@ -103,13 +103,38 @@ def reaching(service: str, address: str, fix: str, frozen: bool = False) -> Iter
     raise unreachable(service, address, reason, fix)
 
 
+# The reasons Google gives for what may pass if asked again (google-cloud-bigquery's retry.py: its
+# request reasons and its job reasons). BigQuery sends its rate limits as 403 rateLimitExceeded,
+# which a retry by status code alone would not retry.
+RETRYABLE_REASONS = frozenset({"rateLimitExceeded", "backendError", "internalError", "badGateway",
+                               "jobRateLimitExceeded", "jobBackendError", "jobInternalError"})
+
+
+def says(error: BaseException, text: str) -> bool:
+    """Whether ``error``, or an error it wraps, says ``text`` (case-insensitive)."""
+    return any(text.lower() in str(e).lower() for e in _chain(error))
+
+
+def google_reason(error: BaseException) -> str | None:
+    """The ``reason`` of the first Google API error in ``error``'s chain (``rateLimitExceeded``...)."""
+    for e in _chain(error):
+        errors = getattr(e, "errors", None)
+        if errors and isinstance(errors, list | tuple) and isinstance(errors[0], dict) and errors[0].get("reason"):
+            return errors[0]["reason"]
+    return None
+
+
 def google_retry(deadline_s: float = 60.0):
     """A retry for the Google clients' calls: what can pass (a 5xx, 429, a connection dropped
-    mid-transfer) for ``deadline_s``; not a refused connection or an unresolvable name, which their
-    default retry would retry for minutes."""
+    mid-transfer, a reason in ``RETRYABLE_REASONS`` such as a 403 rateLimitExceeded) for
+    ``deadline_s``; not a refused connection or an unresolvable name, which their default retry
+    would retry for minutes."""
     from google.api_core.retry import Retry, if_transient_error
 
-    return Retry(predicate=lambda e: if_transient_error(e) and not cannot_connect(e), deadline=deadline_s)
+    def passing(e: BaseException) -> bool:
+        return (if_transient_error(e) or google_reason(e) in RETRYABLE_REASONS) and not cannot_connect(e)
+
+    return Retry(predicate=passing, deadline=deadline_s)
 
 
 def is_disk_full(error: BaseException) -> bool:

@@ -131,6 +131,9 @@ ENVIRONMENT: dict[str, Variable] = {
                                     "(Prefect's minimum is 30)"),
     "NYC_TLC_SILENCE_S": Variable("90", "Prefect 3: a run without a heartbeat for this long is marked Crashed "
                                   "(the local stack's automation)"),
+    "NYC_TLC_BQ_TRANSACTION_S": Variable("1", "the local stack's BigQuery holds each transaction open at least this "
+                                         "long (Google's take seconds): another one changing the same table "
+                                         "meanwhile is cancelled, as on Google (stack/bq_rules.py)"),
     "NYC_TAXI_CACHE": Variable(None, "where make image caches the offline base image and wheels "
                                "(unset: ~/.cache/nyctaxi-prefect)"),
     "NYC_TLC_BENCH_CACHE": Variable(None, "where the benchmark keeps the full-size months it generated "

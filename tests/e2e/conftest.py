@@ -23,12 +23,13 @@ _stack_dir: Path | None = None
 # 0.2, 0.4, 0.8 s instead of 3, 6, 12; a cron deployment's runs made within 2 s instead of 60;
 # a Prefect 3 run with no heartbeat for 45 s (not 90) is Crashed (heartbeats stay at Prefect's
 # minimum, 30 s); a script whose Prefect run crashed on a lost API but hangs ends itself after 5 s
-# (not 30); free ports only, so that stacks started side by side do not race.
+# (not 30); the stack's BigQuery holds a transaction open 0.5 s (not 1); free ports only, so that stacks started side by side do not race.
 TEST_CLOCKS = {
     "NYC_TLC_RETRY_DELAY_S": "0.2",
     "NYC_TLC_SERVER_LOOP_S": "2",
     "NYC_TLC_SILENCE_S": "45",
     "NYC_TLC_API_LOST_GRACE_S": "5",
+    "NYC_TLC_BQ_TRANSACTION_S": "0.5",
     "NYC_TLC_STACK_PORTS": "any",
 }
 

@@ -1,0 +1,129 @@
+"""BigQuery's rules on the local stack (stack/bq_rules.py), and the loads living with them: a transaction
+changing a table another one is changing is cancelled with Google's error, a sixth update of a table
+within 10 s is refused with Google's rateLimitExceeded, and the loads run such a job again until it lands."""
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from google.api_core.exceptions import BadRequest, TooManyRequests
+from google.cloud import bigquery as bq
+from stack.generator import generate
+
+from helpers import bq_client, bq_counts, bq_staging_tables
+from nyctaxi import bigquery
+from nyctaxi.convert import csv_gz_to_parquet
+from nyctaxi.resources import DATASET, table_name
+
+pytestmark = pytest.mark.plain  # what BigQuery accepts: nothing of Prefect's
+
+
+@pytest.fixture
+def scratch_table():
+    """A small table of its own in the stack's dataset, dropped at the end."""
+    client = bq_client()
+    table_id = f"{client.project}.{DATASET}.rules_{uuid.uuid4().hex[:8]}"
+    client.create_table(bq.Table(table_id, schema=[bq.SchemaField("n", "INT64")]))
+    yield client, table_id
+    client.delete_table(table_id, not_found_ok=True)
+
+
+def test_a_transaction_on_a_table_another_one_is_changing_is_cancelled_with_google_s_error(scratch_table):
+    client, table_id = scratch_table
+    script = f"BEGIN TRANSACTION; DELETE FROM `{table_id}` WHERE n = 1; COMMIT TRANSACTION;"
+    start = threading.Barrier(2)
+
+    def swap():
+        start.wait()
+        return client.query(script).result()
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = [f.exception() for f in [pool.submit(swap), pool.submit(swap)]]
+    [error] = [e for e in outcomes if e is not None]  # one lands, one is cancelled
+    assert isinstance(error, BadRequest)
+    assert error.errors[0]["reason"] == "invalidQuery"
+    project, dataset, table = table_id.split(".")
+    assert error.errors[0]["message"].startswith(
+        f"Transaction is aborted due to concurrent update against table {project}:{dataset}.{table}. Transaction ID: ")
+    client.query(script).result()  # once the other has ended, the table is free again
+
+
+def test_a_sixth_update_of_a_table_within_10_s_is_refused_with_rate_limit_exceeded(scratch_table):
+    client, table_id = scratch_table
+    for n in range(5):
+        client.load_table_from_json([{"n": n}], table_id).result()
+    with pytest.raises(TooManyRequests) as refused:  # the client's class for the reason: 429
+        client.load_table_from_json([{"n": 5}], table_id).result()
+    assert refused.value.errors[0]["reason"] == "rateLimitExceeded"
+    assert "too many table update operations for this table" in refused.value.errors[0]["message"]
+    assert next(iter(client.query(f"SELECT COUNT(*) FROM `{table_id}`").result()))[0] == 5  # nothing appended
+
+
+def lake_file(tmp_path: Path, color: str, month: int, rows: int) -> Path:
+    src = generate(color, 2020, month, rows, tmp_path / f"{color}-{month}.csv.gz")
+    dest = tmp_path / f"{color}-{month}.parquet"
+    csv_gz_to_parquet(src, dest, color)
+    return dest
+
+
+def test_months_swapping_at_once_in_one_table_and_in_two_all_land_once(tmp_path, caplog):
+    """Three months reach their swap at the same moment: two of yellow (one table) and one of green
+    (another table; all three record their load in nyc_tlc_loads). BigQuery cancels all but one;
+    each cancelled swap is run again, and every month lands once."""
+    months = [("yellow", 3), ("yellow", 4), ("green", 3)]
+    files = {m: lake_file(tmp_path, *m, rows=500 + 100 * i) for i, m in enumerate(months)}
+    at_swap = threading.Barrier(len(months))
+
+    def load(color: str, month: int) -> int:
+        client = bq_client()
+
+        def stage(staging_id: str) -> int:
+            rows = bigquery.stage_with_load_file(client, files[color, month], staging_id, color)
+            at_swap.wait()  # every month staged: the swaps start together
+            return rows
+
+        return bigquery.replace_month(client, color, f"{color}_tripdata_2020-{month:02}.csv.gz", stage)
+
+    with caplog.at_level(logging.INFO, logger="nyctaxi.bigquery"), ThreadPoolExecutor(len(months)) as pool:
+        rows = list(pool.map(lambda m: load(*m), months))
+    assert rows == [500, 600, 700]
+    retried = [r.getMessage() for r in caplog.records if "another load was changing the same table" in r.getMessage()]
+    assert retried, "no swap was cancelled: the rules did not hold the transactions open"
+    for (color, month), n in zip(months, rows, strict=True):
+        assert bq_counts(table_name(color))[f"{color}_tripdata_2020-{month:02}.csv.gz"] == n
+    assert bq_staging_tables() == set()
+
+
+def test_the_course_s_pandas_gbq_way_outlives_the_table_update_rate(tmp_path, monkeypatch, caplog):
+    """pandas-gbq appends one load job per call to one staging table: past five in 10 s BigQuery
+    answers rateLimitExceeded, and the call is made again until the table takes it."""
+    monkeypatch.setattr(bigquery, "PANDAS_GBQ_ROWS", 400)  # seven calls for 2,600 rows
+    parquet = tmp_path / "yellow-5.parquet"
+    pq.write_table(pq.read_table(lake_file(tmp_path, "yellow", 5, 2600)), parquet, row_group_size=400)
+    client = bq_client()
+    source_file = "yellow_tripdata_2020-05.csv.gz"
+    with caplog.at_level(logging.INFO, logger="nyctaxi.bigquery"):
+        rows = bigquery.replace_month(client, "yellow", source_file,
+                                      lambda staging_id: bigquery.stage_with_pandas_gbq(parquet, staging_id, client))
+    assert rows == 2600 == bq_counts("yellow_tripdata")[source_file]
+    assert any("BigQuery answered rateLimitExceeded; trying again" in r.getMessage() for r in caplog.records)
+
+
+def test_a_job_refused_every_time_fails_in_one_line(scratch_table, monkeypatch):
+    client, table_id = scratch_table
+    monkeypatch.setattr(bigquery, "JOB_ATTEMPTS", 2)
+    monkeypatch.setattr(bigquery, "JOB_RETRY_FIRST_S", 0.1)
+    for n in range(5):
+        client.load_table_from_json([{"n": n}], table_id).result()
+    with pytest.raises(bigquery.BigQueryBusyError) as busy:
+        bigquery.run_job("the load job of a test", lambda: client.load_table_from_json([{"n": 5}], table_id).result())
+    message = str(busy.value)
+    assert "\n" not in message
+    assert message.startswith("BigQuery refused the load job of a test 2 times in ")
+    assert "(rateLimitExceeded: 429 Exceeded rate limits: too many table update operations" in message and message.endswith(
+        "run the flow again later (a month is replaced whole, never doubled)")
