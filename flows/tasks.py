@@ -25,19 +25,21 @@ from artifacts import record_profile
 from nyctaxi import lake, postgres
 from nyctaxi.convert import SourceDataError, csv_gz_to_parquet, fill_missing, passenger_counts
 from nyctaxi.dataset import ParameterError, TaxiMonth, source_file_of
-from nyctaxi.failures import DiskFullError, ServiceUnreachableError, writing
+from nyctaxi.failures import BigQueryBusyError, DiskFullError, LocationError, ServiceUnreachableError, writing
 from nyctaxi.profile import profile
 from nyctaxi.resources import (
     BIGQUERY_FIX,
     BIGQUERY_LOADS,
     GCS_FIX,
     POSTGRES_LOADS,
+    GcsBlock,
     bigquery_client,
     bucket_key,
     gcs_bucket,
     lake_bucket,
     postgres_connection,
     retry_delays,
+    setting,
 )
 from nyctaxi.schema import SchemaError, kinds
 from nyctaxi.shrink import ShrinkError, check_replacement
@@ -92,9 +94,9 @@ def cache_key_while_current(context: TaskRunContext, parameters: dict) -> str | 
 
 # What the next attempt would meet again: a 404, a web page instead of the file, a file that does not
 # fit the schema, a month refused as too small, a service that refuses connections, a full disk, a
-# month not in the lake.
+# month not in the lake, a dataset in the wrong location, BigQuery refusing a job it was asked again for.
 NOT_WORTH_RETRYING = (NotPublishedError, NotGzipError, ParameterError, SchemaError, ShrinkError,
-                      ServiceUnreachableError, DiskFullError, lake.NotInLakeError)
+                      ServiceUnreachableError, DiskFullError, lake.NotInLakeError, LocationError, BigQueryBusyError)
 
 
 def worth_retrying(task, task_run, state) -> bool:
@@ -310,6 +312,7 @@ def write_bq(path: Path, color: str, source_file: str, allow_shrink: bool = Fals
 
     logger = get_run_logger()
     client = bigquery_client()
+    location, _ = dataset_location(gcs_bucket())
 
     def stage(staging_id: str) -> int:
         if pandas_gbq:
@@ -318,7 +321,7 @@ def write_bq(path: Path, color: str, source_file: str, allow_shrink: bool = Fals
 
     with bigquery.reaching(BIGQUERY_FIX), load_slot(BIGQUERY_LOADS):
         rows = bigquery.replace_month(client, color, source_file, stage, lake.source_version(path),
-                                      allow_shrink=allow_shrink, logger=logger)
+                                      allow_shrink=allow_shrink, location=location, logger=logger)
     path.unlink(missing_ok=True)  # staged only for this load
     return rows
 
@@ -336,10 +339,23 @@ def load_bq_from_gcs(color: str, dataset_file: str, source_file: str, allow_shri
     with gcs.reaching(GCS_FIX):
         blob = gcs.get_blob(lake_bucket(gcs_block), key)
     version = (blob.metadata or {}).get(gcs.VERSION_METADATA) if blob else None
+    location, bucket_location = dataset_location(gcs_block)
     client = bigquery_client()
     with bigquery.reaching(BIGQUERY_FIX), load_slot(BIGQUERY_LOADS):
         return bigquery.replace_month(
             client, color, source_file,
             lambda staging_id: bigquery.stage_with_load_job(client, uri, staging_id, color),
-            version, allow_shrink=allow_shrink, logger=get_run_logger(),
+            version, allow_shrink=allow_shrink, location=location,
+            reads_from=(gcs_block.bucket, bucket_location) if bucket_location else None, logger=get_run_logger(),
         )
+
+
+def dataset_location(gcs_block: GcsBlock) -> tuple[str | None, str | None]:
+    """Where a missing BigQuery dataset is made (``NYC_TLC_BQ_LOCATION``, else the lake bucket's
+    location: a ``gs://`` load reads only within a location), and the bucket's location (None
+    when the credentials may not read it; then BigQuery's default, US)."""
+    from nyctaxi import gcs
+
+    with gcs.reaching(GCS_FIX):
+        bucket_location = gcs.bucket_location(lake_bucket(gcs_block))
+    return setting("NYC_TLC_BQ_LOCATION") or bucket_location, bucket_location

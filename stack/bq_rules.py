@@ -13,18 +13,25 @@ stack (the flows, the tests, the benchmark) meets them as it would meet Google:
 2. **Table update rate.** At most 5 jobs that write to a table (load jobs, DML) per 10 s
    ("Quotas and limits": table metadata update operations); the next fails with Google's
    ``rateLimitExceeded`` ("Exceeded rate limits: too many table update operations for this table").
+3. **Locations of a ``gs://`` load.** A load job reads a bucket only from a dataset in the US
+   multi-region, in the bucket's region, or in the multi-region holding it ("Loading Parquet data
+   from Cloud Storage"); else it fails with reason ``invalid``, "Cannot read and write in different
+   locations: source: <bucket's>, destination: <dataset's>". The buckets' locations are the GCS
+   emulator's (its ``.meta`` file beside the objects the emulator reads).
 
 Not kept (docs/local-stack.md): DML outside transactions queued behind them, API calls counted
-against the update rate (tables.insert/patch/delete), locations, quotas per day or project.
+against the update rate (tables.insert/patch/delete), quotas per day or project.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import threading
 import time
 import uuid
 from collections import defaultdict, deque
+from pathlib import Path
 from typing import Any
 
 from nyctaxi.resources import seconds
@@ -92,6 +99,19 @@ class Rules:
 RULES = Rules()
 
 
+def bucket_location(gcs_root: Path | None, bucket: str) -> str:
+    """A bucket's location, as the stack's GCS emulator keeps it under ``gcs_root`` (``US`` by default)."""
+    meta = Path(gcs_root or "") / ".meta"
+    buckets = json.loads(meta.read_text()).get("buckets", {}) if meta.is_file() else {}
+    return (buckets.get(bucket) or {}).get("location") or "US"
+
+
+def readable(dataset_location: str, bucket_location: str) -> bool:
+    """Google's rule for a load job reading a bucket (the stand-in's own copy, not the product's)."""
+    dataset, bucket = dataset_location.upper(), bucket_location.upper()
+    return dataset in ("US", bucket) or (dataset == "EU" and bucket.startswith("EUROPE-"))
+
+
 def install() -> None:
     """Put the rules in front of bqemulator's query and load jobs (its routes' references to them)."""
     import bqemulator.api.routes.jobs as jobs
@@ -122,10 +142,19 @@ def install() -> None:
     async def load_job(project_id: str, job_id: str, config: dict[str, Any], ctx: Any, *args: Any, **kwargs: Any):
         dest = config.get("load", {}).get("destinationTable", {})
         table = f"{dest.get('projectId', project_id)}.{dest.get('datasetId')}.{dest.get('tableId')}"
-        if refused := RULES.update({table}):
+        refused = None
+        for uri in config.get("load", {}).get("sourceUris", []):
+            if uri.startswith("gs://"):
+                source = bucket_location(ctx.settings.gcs_local_root, uri[5:].split("/", 1)[0])
+                dataset = ctx.catalog.get_dataset(dest.get("projectId", project_id), dest.get("datasetId"))
+                if dataset is not None and not readable(dataset.location, source):
+                    refused = {"reason": "invalid", "message": "Cannot read and write in different locations: "
+                               f"source: {source}, destination: {dataset.location}"}
+        if refused is None and (limited := RULES.update({table})):
+            refused = {"reason": "rateLimitExceeded", "message": limited}
+        if refused:
             return jobs._failed_job_meta(project_id=project_id, job_id=job_id, job_type="LOAD", config=config,
-                                         error_result={"reason": "rateLimitExceeded", "message": refused},
-                                         now=ctx.clock.now())
+                                         error_result=refused, now=ctx.clock.now())
         return await run_load(project_id, job_id, config, ctx, *args, **kwargs)
 
     jobs.execute_query_job = query_job

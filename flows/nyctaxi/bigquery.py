@@ -70,10 +70,6 @@ LOADS_SCHEMA = [bigquery.SchemaField("table_name", "STRING"), bigquery.SchemaFie
                 bigquery.SchemaField("loaded_at", "TIMESTAMP")]
 
 
-class BigQueryBusyError(RuntimeError):
-    """BigQuery kept refusing a job for reasons that usually pass (rate limits, concurrent updates)."""
-
-
 def address() -> str:
     """Where BigQuery is served: the emulator the environment names, or Google's endpoint."""
     return setting("BIGQUERY_EMULATOR_HOST") or ENDPOINT
@@ -92,13 +88,37 @@ def schema(color: str, lineage: bool = True) -> list[bigquery.SchemaField]:
     return fields
 
 
-def ensure_table(client: bigquery.Client, color: str, dataset: str = DATASET) -> str:
-    """Create the dataset and the colour's table if missing; return the table id.
+def can_load(dataset_location: str, bucket_location: str) -> bool:
+    """Whether a load job into a dataset in ``dataset_location`` may read a bucket in ``bucket_location``
+    (BigQuery's rule, "Loading Parquet data from Cloud Storage": a dataset in the US multi-region
+    reads any bucket; any other, only a bucket in its own region, or within its multi-region)."""
+    dataset, bucket = dataset_location.upper(), bucket_location.upper()
+    if dataset == "US" or dataset == bucket:
+        return True
+    return dataset == "EU" and bucket.startswith("EUROPE-")
 
+
+def ensure_table(client: bigquery.Client, color: str, dataset: str = DATASET, *, location: str | None = None,
+                 reads_from: tuple[str, str] | None = None) -> str:
+    """Create the dataset (in ``location``; None: BigQuery's default, US) and the colour's table if
+    missing; return the table id.
+
+    ``reads_from``: (bucket, its location) when the month is loaded from that bucket's ``gs://``
+    object: a dataset that cannot read it (``can_load``) is refused in one line, before any job.
     An existing table must have exactly the declared columns and types, in order
     (BigQuery loads match parquet columns by position on some back ends).
     """
-    client.create_dataset(bigquery.Dataset(f"{client.project}.{dataset}"), exists_ok=True, retry=RETRY)
+    made = bigquery.Dataset(f"{client.project}.{dataset}")
+    if location:
+        made.location = location
+    have_dataset = client.create_dataset(made, exists_ok=True, retry=RETRY)
+    if reads_from and have_dataset.location and not can_load(have_dataset.location, reads_from[1]):
+        bucket, bucket_location = reads_from
+        raise failures.LocationError(
+            f"BigQuery dataset {client.project}.{dataset} is in {have_dataset.location} and the bucket {bucket} in "
+            f"{bucket_location}: BigQuery loads gs:// objects only into a dataset in the bucket's location (or in US). "
+            f"Make the dataset again in {bucket_location} (bq rm -r -d {client.project}:{dataset}, then run this "
+            "again: it is made in the bucket's location), or load from the local copy (no --load-job)")
     client.create_table(bigquery.Table(f"{client.project}.{dataset}.{LOADS_TABLE}", schema=LOADS_SCHEMA),
                         exists_ok=True, retry=RETRY)
     table_id = f"{client.project}.{dataset}.{table_name(color)}"
@@ -197,7 +217,7 @@ def _load_config(color: str) -> bigquery.LoadJobConfig:
 def run_job(what: str, attempt: Callable[[], T], logger: logging.Logger | logging.LoggerAdapter = log) -> T:
     """``attempt()`` (one job, started and waited for), again while BigQuery answers that it may pass
     (``failures.RETRYABLE_REASONS``, or a concurrent update of a table): up to ``JOB_ATTEMPTS`` times,
-    each wait logged; then ``BigQueryBusyError`` in one line. A failed job changed nothing."""
+    each wait logged; then ``failures.BigQueryBusyError`` in one line. A failed job changed nothing."""
     started = time.monotonic()
     for n in range(1, JOB_ATTEMPTS + 1):
         try:
@@ -207,7 +227,7 @@ def run_job(what: str, attempt: Callable[[], T], logger: logging.Logger | loggin
             if why is None:
                 raise
             if n == JOB_ATTEMPTS:
-                raise BigQueryBusyError(
+                raise failures.BigQueryBusyError(
                     f"BigQuery refused {what} {n} times in {time.monotonic() - started:.0f} s ({why}: "
                     f"{str(e).splitlines()[0][:300]}): run the flow again later (a month is replaced whole, "
                     "never doubled)") from None
@@ -253,14 +273,15 @@ def swap_in(client: bigquery.Client, table_id: str, staging_id: str, color: str,
 
 
 def replace_month(client: bigquery.Client, color: str, source_file: str, stage: Callable[[str], int],
-               source_version: str | None = None, *, allow_shrink: bool = False,
+               source_version: str | None = None, *, allow_shrink: bool = False, location: str | None = None,
+               reads_from: tuple[str, str] | None = None,
                logger: logging.Logger | logging.LoggerAdapter = log) -> int:
-    """Make sure the colour's table exists, ``stage(staging_id)`` the month (it returns the rows
-    staged), swap it in; return its rows.
+    """Make sure the colour's table exists (``ensure_table``: ``location``, ``reads_from``),
+    ``stage(staging_id)`` the month (it returns the rows staged), swap it in; return its rows.
 
     A month with no rows, or far fewer than the table holds of it, is refused before the swap
     (``shrink.check_replacement``) unless ``allow_shrink``. The staging table is dropped whatever happens."""
-    table_id = ensure_table(client, color)
+    table_id = ensure_table(client, color, location=location, reads_from=reads_from)
     drop_stale_staging(client, table_id, logger)
     staging_id = create_staging(client, table_id, color)
     try:

@@ -4,7 +4,9 @@ cannot be reached, and a full disk.
 A refused connection or a host name that does not resolve will not pass in the next few
 seconds: the steps fail at once with ``ServiceUnreachableError`` naming the service, its
 address and what to do, instead of retrying for minutes. Out of disk space, likewise, is
-``DiskFullError`` naming the folder and the space needed.
+``DiskFullError`` naming the folder and the space needed; a BigQuery dataset in a location that
+cannot read the bucket, ``LocationError``; BigQuery still refusing a job after a minute and a half
+of trying it again, ``BigQueryBusyError``.
 """
 from __future__ import annotations
 
@@ -34,6 +36,15 @@ class ServiceUnreachableError(RuntimeError):
 
 class DiskFullError(OSError):
     """The data root's disk is full."""
+
+
+class BigQueryBusyError(RuntimeError):
+    """BigQuery kept refusing a job for reasons that usually pass (rate limits, concurrent updates)
+    for as long as the job was tried again (``bigquery.run_job``)."""
+
+
+class LocationError(RuntimeError):
+    """The BigQuery dataset cannot read the bucket's objects: a ``gs://`` load stays within a location."""
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:

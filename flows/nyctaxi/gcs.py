@@ -51,6 +51,18 @@ def reaching(fix: str):
     return failures.reaching(SERVICE, address(), fix, frozen=True)
 
 
+def bucket_location(bucket: Bucket) -> str | None:
+    """The bucket's location (``US``, ``EUROPE-WEST1``...), or None if the credentials may not read
+    the bucket's metadata (``storage.buckets.get``: not in the objects-only roles)."""
+    from google.api_core.exceptions import Forbidden
+
+    try:
+        bucket.reload(retry=RETRY, timeout=TIMEOUT)
+    except Forbidden:
+        return None
+    return bucket.location
+
+
 def get_blob(bucket: Bucket, name: str) -> Blob | None:
     """The object ``name`` with its metadata, or None."""
     return bucket.get_blob(name, retry=RETRY, timeout=TIMEOUT)

@@ -96,6 +96,8 @@ ENVIRONMENT: dict[str, Variable] = {
     "BIGQUERY_EMULATOR_HOST": Variable(None, "a BigQuery emulator to use instead of Google (the local stack sets it)"),
     "NYC_TLC_RETRY_DELAY_S": Variable("3", "seconds before a step's first retry, doubled for each next one "
                                       "(3, 6, 12 s; the tests' stack waits less)"),
+    "NYC_TLC_BQ_LOCATION": Variable(None, "where write_bq makes the BigQuery dataset if it is missing (unset: the "
+                                    "lake bucket's location, else BigQuery's default, US)"),
     "NYC_TLC_SERVICE_TIMEOUT_S": Variable("60", "seconds the bucket may take to answer one request (a chunk of "
                                           "an upload), and PostgreSQL to take the data sent to it, before the "
                                           "step fails naming it: a frozen service"),

@@ -1,9 +1,11 @@
 """BigQuery's rules on the local stack (stack/bq_rules.py), and the loads living with them: a transaction
 changing a table another one is changing is cancelled with Google's error, a sixth update of a table
-within 10 s is refused with Google's rateLimitExceeded, and the loads run such a job again until it lands."""
+within 10 s is refused with Google's rateLimitExceeded, and the loads run such a job again until it lands;
+a gs:// load across locations is refused as Google refuses it, and the loads check it first."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +20,7 @@ from stack.generator import generate
 from helpers import bq_client, bq_counts, bq_staging_tables
 from nyctaxi import bigquery
 from nyctaxi.convert import csv_gz_to_parquet
+from nyctaxi.failures import BigQueryBusyError, LocationError
 from nyctaxi.resources import DATASET, table_name
 
 pytestmark = pytest.mark.plain  # what BigQuery accepts: nothing of Prefect's
@@ -120,10 +123,70 @@ def test_a_job_refused_every_time_fails_in_one_line(scratch_table, monkeypatch):
     monkeypatch.setattr(bigquery, "JOB_RETRY_FIRST_S", 0.1)
     for n in range(5):
         client.load_table_from_json([{"n": n}], table_id).result()
-    with pytest.raises(bigquery.BigQueryBusyError) as busy:
+    with pytest.raises(BigQueryBusyError) as busy:
         bigquery.run_job("the load job of a test", lambda: client.load_table_from_json([{"n": 5}], table_id).result())
     message = str(busy.value)
     assert "\n" not in message
     assert message.startswith("BigQuery refused the load job of a test 2 times in ")
     assert "(rateLimitExceeded: 429 Exceeded rate limits: too many table update operations" in message and message.endswith(
         "run the flow again later (a month is replaced whole, never doubled)")
+
+
+@pytest.fixture
+def dataset_in():
+    """Makes a dataset of its own in a location; all dropped at the end."""
+    client, made = bq_client(), []
+
+    def make(location: str | None) -> str:
+        name = f"rules_{uuid.uuid4().hex[:8]}"
+        made.append(name)
+        if location:
+            dataset = bq.Dataset(f"{client.project}.{name}")
+            dataset.location = location
+            client.create_dataset(dataset)
+        return name
+
+    yield make
+    for name in made:
+        client.delete_dataset(name, delete_contents=True, not_found_ok=True)
+
+
+def test_a_gs_load_into_a_dataset_in_another_location_fails_with_google_s_error(dataset_in):
+    client = bq_client()
+    table_id = f"{client.project}.{dataset_in('EU')}.t"
+    client.create_table(bq.Table(table_id, schema=[bq.SchemaField("n", "INT64")]))
+    config = bq.LoadJobConfig(source_format=bq.SourceFormat.PARQUET)
+    with pytest.raises(BadRequest) as refused:  # the stack's bucket is in US
+        client.load_table_from_uri(f"gs://{os.environ['GCS_BUCKET']}/any.parquet", table_id, job_config=config).result()
+    assert refused.value.errors[0]["reason"] == "invalid"
+    assert refused.value.errors[0]["message"] == "Cannot read and write in different locations: source: US, destination: EU"
+
+    from google.cloud import storage  # a bucket within the EU: the same load is not refused for its location
+
+    bucket = storage.Client().create_bucket(f"rules-eu-{uuid.uuid4().hex[:8]}")
+    bucket._patch_property("location", "EUROPE-WEST1")  # the emulator makes every bucket in US, but takes a patch
+    bucket.patch()
+    try:
+        with pytest.raises(BadRequest) as other:  # it then reads the object, which is not there
+            client.load_table_from_uri(f"gs://{bucket.name}/any.parquet", table_id, job_config=config).result()
+        assert "different locations" not in other.value.errors[0]["message"]
+    finally:
+        bucket.delete(force=True)
+
+
+def test_the_dataset_is_made_where_the_bucket_is_and_one_that_cannot_read_the_bucket_is_refused(dataset_in):
+    client = bq_client()
+    missing = dataset_in(None)
+    bigquery.ensure_table(client, "green", missing, location="EUROPE-WEST1", reads_from=("lake", "EUROPE-WEST1"))
+    assert client.get_dataset(missing).location == "EUROPE-WEST1"
+
+    eu = dataset_in("EU")
+    bigquery.ensure_table(client, "green", eu, reads_from=("lake", "EUROPE-WEST1"))  # within the EU: readable
+    with pytest.raises(LocationError) as wrong:
+        bigquery.ensure_table(client, "yellow", eu, reads_from=("lake", "US-CENTRAL1"))
+    assert str(wrong.value) == (
+        f"BigQuery dataset {client.project}.{eu} is in EU and the bucket lake in US-CENTRAL1: BigQuery loads gs:// "
+        f"objects only into a dataset in the bucket's location (or in US). Make the dataset again in US-CENTRAL1 "
+        f"(bq rm -r -d {client.project}:{eu}, then run this again: it is made in the bucket's location), or load "
+        "from the local copy (no --load-job)")
+    assert {t.table_id for t in client.list_tables(eu)} == {"green_tripdata", "nyc_tlc_loads"}  # refused first

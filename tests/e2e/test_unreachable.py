@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
@@ -124,8 +127,18 @@ def block_on_private_postgres(root: Path, port: int):
     return copying
 
 
-def test_postgresql_killed_mid_copy(tmp_path):
-    data, server, root, port = tmp_path / "data", Postgres(), tmp_path / "pg-stack", free_port()
+@pytest.fixture
+def pg_root() -> Iterator[Path]:
+    """A folder for a private PostgreSQL, outside pytest's: pytest takes the other users' access to its
+    own root back (chmod 0700) whenever a session starts, and PostgreSQL runs as a user of its own
+    when we are root (its initdb was refused mid-way in a CI run where the other suite started one)."""
+    root = Path(tempfile.mkdtemp(prefix="nyctaxi-test-pg-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_postgresql_killed_mid_copy(tmp_path, pg_root):
+    data, server, root, port = tmp_path / "data", Postgres(), pg_root, free_port()
     ctl.start(server, port, root)
     copying = block_on_private_postgres(root, port)
     try:
@@ -185,12 +198,12 @@ def test_a_frozen_gcs_endpoint_fails_the_step_within_its_timeout_naming_it(tmp_p
 
 
 @pytest.mark.plain
-def test_a_frozen_postgresql_fails_the_copy_within_its_timeout_naming_it(tmp_path):
+def test_a_frozen_postgresql_fails_the_copy_within_its_timeout_naming_it(tmp_path, pg_root):
     """SIGSTOP of the whole server (postmaster and backends) mid-COPY: the data it no longer takes
     closes the connection after the service timeout, instead of a COPY that waits for ever."""
     import signal
 
-    data, server, root, port = tmp_path / "data", Postgres(), tmp_path / "pg-stack", free_port()
+    data, server, root, port = tmp_path / "data", Postgres(), pg_root, free_port()
     pid = ctl.start(server, port, root)
     copying = block_on_private_postgres(root, port)
     log = tmp_path / "flow.log"

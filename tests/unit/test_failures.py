@@ -21,3 +21,4 @@ def test_a_refused_connection_is_not_retried_though_the_client_library_would():
                                                   "exceeded ([Errno 111] Connection refused)")
     assert not google_retry()._predicate(refused)
     assert google_retry()._predicate(requests.exceptions.ConnectionError("Connection aborted: reset by peer"))
+
