@@ -266,7 +266,10 @@ def swap_in(client: bigquery.Client, table_id: str, staging_id: str, color: str,
             SELECT {name}, {source}, {version}, COUNT(*), CURRENT_TIMESTAMP() FROM `{staging_id}`;
         COMMIT TRANSACTION;
     """
-    run_job(f"the swap of {source_file}", lambda: client.query(script, retry=RETRY).result(retry=RETRY), logger)
+    # job_retry=None: run_job runs the swap again, logged and bounded (the client's own job retry
+    # would re-run it silently for up to 40 minutes on a rate limit).
+    run_job(f"the swap of {source_file}",
+            lambda: client.query(script, retry=RETRY, job_retry=None).result(retry=RETRY), logger)
     rows = count(client, table_id, source_file)
     logger.info(f"replaced {source_file} in {table_id}: {rows:,} rows")
     return rows

@@ -190,3 +190,26 @@ def test_the_dataset_is_made_where_the_bucket_is_and_one_that_cannot_read_the_bu
         f"(bq rm -r -d {client.project}:{eu}, then run this again: it is made in the bucket's location), or load "
         "from the local copy (no --load-job)")
     assert {t.table_id for t in client.list_tables(eu)} == {"green_tripdata", "nyc_tlc_loads"}  # refused first
+
+
+def test_a_rate_limited_swap_is_run_again_by_the_loads_not_silently_by_the_client(tmp_path, caplog):
+    """Five updates of nyc_tlc_loads (DML that changes nothing still counts) just before a swap: the swap is
+    refused for the rate, and run again by run_job, logged, not by the client library's own job retry
+    (which would try for up to 40 minutes without a word)."""
+    client = bq_client()
+    loads = f"{client.project}.{DATASET}.nyc_tlc_loads"
+    bigquery.ensure_table(client, "fhv")
+    parquet = lake_file(tmp_path, "fhv", 6, 300)
+    source_file = "fhv_tripdata_2020-06.csv.gz"
+
+    def stage(staging_id: str) -> int:
+        rows = bigquery.stage_with_load_file(client, parquet, staging_id, "fhv")
+        for _ in range(5):
+            client.query(f"DELETE FROM `{loads}` WHERE FALSE").result()
+        return rows
+
+    with caplog.at_level(logging.INFO, logger="nyctaxi.bigquery"):
+        assert bigquery.replace_month(client, "fhv", source_file, stage) == 300
+    assert any(r.getMessage().startswith(f"the swap of {source_file}: BigQuery answered rateLimitExceeded")
+               for r in caplog.records)
+    assert bq_counts("fhv_tripdata")[source_file] == 300
