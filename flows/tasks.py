@@ -312,7 +312,6 @@ def write_bq(path: Path, color: str, source_file: str, allow_shrink: bool = Fals
 
     logger = get_run_logger()
     client = bigquery_client()
-    location, _ = dataset_location(gcs_bucket())
 
     def stage(staging_id: str) -> int:
         if pandas_gbq:
@@ -321,7 +320,8 @@ def write_bq(path: Path, color: str, source_file: str, allow_shrink: bool = Fals
 
     with bigquery.reaching(BIGQUERY_FIX), load_slot(BIGQUERY_LOADS):
         rows = bigquery.replace_month(client, color, source_file, stage, lake.source_version(path),
-                                      allow_shrink=allow_shrink, location=location, logger=logger)
+                                      allow_shrink=allow_shrink,
+                                      location=lambda: dataset_location(lake_location(gcs_bucket())), logger=logger)
     path.unlink(missing_ok=True)  # staged only for this load
     return rows
 
@@ -339,23 +339,26 @@ def load_bq_from_gcs(color: str, dataset_file: str, source_file: str, allow_shri
     with gcs.reaching(GCS_FIX):
         blob = gcs.get_blob(lake_bucket(gcs_block), key)
     version = (blob.metadata or {}).get(gcs.VERSION_METADATA) if blob else None
-    location, bucket_location = dataset_location(gcs_block)
+    bucket_location = lake_location(gcs_block)
     client = bigquery_client()
     with bigquery.reaching(BIGQUERY_FIX), load_slot(BIGQUERY_LOADS):
         return bigquery.replace_month(
             client, color, source_file,
             lambda staging_id: bigquery.stage_with_load_job(client, uri, staging_id, color),
-            version, allow_shrink=allow_shrink, location=location,
+            version, allow_shrink=allow_shrink, location=lambda: dataset_location(bucket_location),
             reads_from=(gcs_block.bucket, bucket_location) if bucket_location else None, logger=get_run_logger(),
         )
 
 
-def dataset_location(gcs_block: GcsBlock) -> tuple[str | None, str | None]:
-    """Where a missing BigQuery dataset is made (``NYC_TLC_BQ_LOCATION``, else the lake bucket's
-    location: a ``gs://`` load reads only within a location), and the bucket's location (None
-    when the credentials may not read it; then BigQuery's default, US)."""
+def lake_location(gcs_block: GcsBlock) -> str | None:
+    """The lake bucket's location (None when the credentials may not read it)."""
     from nyctaxi import gcs
 
     with gcs.reaching(GCS_FIX):
-        bucket_location = gcs.bucket_location(lake_bucket(gcs_block))
-    return setting("NYC_TLC_BQ_LOCATION") or bucket_location, bucket_location
+        return gcs.bucket_location(lake_bucket(gcs_block))
+
+
+def dataset_location(bucket_location: str | None) -> str | None:
+    """Where a missing BigQuery dataset is made: ``NYC_TLC_BQ_LOCATION``, else the lake bucket's
+    location (a ``gs://`` load reads only within a location), else BigQuery's default, US."""
+    return setting("NYC_TLC_BQ_LOCATION") or bucket_location

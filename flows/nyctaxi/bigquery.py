@@ -98,20 +98,23 @@ def can_load(dataset_location: str, bucket_location: str) -> bool:
     return dataset == "EU" and bucket.startswith("EUROPE-")
 
 
-def ensure_table(client: bigquery.Client, color: str, dataset: str = DATASET, *, location: str | None = None,
-                 reads_from: tuple[str, str] | None = None) -> str:
-    """Create the dataset (in ``location``; None: BigQuery's default, US) and the colour's table if
-    missing; return the table id.
+def ensure_table(client: bigquery.Client, color: str, dataset: str = DATASET, *,
+                 location: Callable[[], str | None] | None = None, reads_from: tuple[str, str] | None = None) -> str:
+    """Create the dataset (in ``location()``, asked only then; None: BigQuery's default, US) and the
+    colour's table if missing; return the table id.
 
     ``reads_from``: (bucket, its location) when the month is loaded from that bucket's ``gs://``
     object: a dataset that cannot read it (``can_load``) is refused in one line, before any job.
     An existing table must have exactly the declared columns and types, in order
     (BigQuery loads match parquet columns by position on some back ends).
     """
-    made = bigquery.Dataset(f"{client.project}.{dataset}")
-    if location:
-        made.location = location
-    have_dataset = client.create_dataset(made, exists_ok=True, retry=RETRY)
+    try:
+        have_dataset = client.get_dataset(f"{client.project}.{dataset}", retry=RETRY)
+    except NotFound:
+        made = bigquery.Dataset(f"{client.project}.{dataset}")
+        if where := (location and location()):
+            made.location = where
+        have_dataset = client.create_dataset(made, exists_ok=True, retry=RETRY)  # another run may make it first
     if reads_from and have_dataset.location and not can_load(have_dataset.location, reads_from[1]):
         bucket, bucket_location = reads_from
         raise failures.LocationError(
@@ -276,8 +279,8 @@ def swap_in(client: bigquery.Client, table_id: str, staging_id: str, color: str,
 
 
 def replace_month(client: bigquery.Client, color: str, source_file: str, stage: Callable[[str], int],
-               source_version: str | None = None, *, allow_shrink: bool = False, location: str | None = None,
-               reads_from: tuple[str, str] | None = None,
+               source_version: str | None = None, *, allow_shrink: bool = False,
+               location: Callable[[], str | None] | None = None, reads_from: tuple[str, str] | None = None,
                logger: logging.Logger | logging.LoggerAdapter = log) -> int:
     """Make sure the colour's table exists (``ensure_table``: ``location``, ``reads_from``),
     ``stage(staging_id)`` the month (it returns the rows staged), swap it in; return its rows.

@@ -231,7 +231,8 @@ def test_a_gs_load_into_a_dataset_in_another_location_fails_with_google_s_error(
 def test_the_dataset_is_made_where_the_bucket_is_and_one_that_cannot_read_the_bucket_is_refused(dataset_in):
     client = bq_client()
     missing = dataset_in(None)
-    bigquery.ensure_table(client, "green", missing, location="EUROPE-WEST1", reads_from=("lake", "EUROPE-WEST1"))
+    bigquery.ensure_table(client, "green", missing, location=lambda: "EUROPE-WEST1",
+                          reads_from=("lake", "EUROPE-WEST1"))
     assert client.get_dataset(missing).location == "EUROPE-WEST1"
 
     eu = dataset_in("EU")

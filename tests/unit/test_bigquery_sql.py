@@ -102,6 +102,9 @@ class Recorder:
         self.tables: dict[str, bq.Table] = {}
         self.sql: list[str] = []
 
+    def get_dataset(self, dataset_id: str, **_: Any) -> bq.Dataset:
+        return bq.Dataset(dataset_id)
+
     def create_dataset(self, dataset: bq.Dataset, **_: Any) -> bq.Dataset:
         return dataset
 
