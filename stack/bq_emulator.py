@@ -4,8 +4,8 @@
   emulator rejects: accept it.
 - The emulator copies the whole table into a time-travel snapshot before every load
   and DML statement (2x the time, 4x the disk): the local stack needs no time travel.
-- It keeps BigQuery's transaction concurrency and table update rate (``stack/bq_rules.py``),
-  which the emulator does not.
+- It keeps BigQuery's transaction concurrency, table update rate and the locations a ``gs://``
+  load may read (``stack/bq_rules.py``), which the emulator does not.
 
 Usage: the same arguments as ``bqemulator`` (see services.py).
 """

@@ -49,6 +49,10 @@ def _tables(pattern: re.Pattern, sql: str, project: str) -> set[str]:
     return {name if name.count(".") == 2 else f"{project}.{name}" for name in names}
 
 
+class Aborted(Exception):
+    """A transaction cancelled for another's update of a table it mutates (Google's message)."""
+
+
 class Rules:
     """The open transactions' tables and each table's recent updates (one emulator process)."""
 
@@ -58,8 +62,8 @@ class Rules:
         self._updates: dict[str, deque[float]] = defaultdict(deque)
 
     def open(self, project: str, sql: str) -> str | None:
-        """Open the transaction of ``sql`` (if it is one that mutates tables): its id, or an error
-        message if a table it mutates is held by another open one."""
+        """Open the transaction of ``sql`` (if it is one that mutates tables): its id. ``Aborted`` if a
+        table it mutates is held by another open one."""
         if not _TRANSACTION.search(sql):
             return None
         mutated = _tables(_MUTATING, sql, project)
@@ -69,8 +73,8 @@ class Rules:
             busy = sorted(t for t in mutated if t in self._held)
             if busy:
                 p, d, t = busy[0].split(".")
-                return (f"Transaction is aborted due to concurrent update against table {p}:{d}.{t}. "
-                        f"Transaction ID: {uuid.uuid4()}")
+                raise Aborted(f"Transaction is aborted due to concurrent update against table {p}:{d}.{t}. "
+                              f"Transaction ID: {uuid.uuid4()}")
             txn = str(uuid.uuid4())
             self._held.update(dict.fromkeys(mutated, txn))
             return txn
@@ -125,9 +129,10 @@ def install() -> None:
     run_query, run_load = jobs.execute_query_job, jobs.execute_load_job
 
     async def query_job(project_id: str, job_id: str, bq_sql: str, *args: Any, **kwargs: Any):
-        txn = RULES.open(project_id, bq_sql)
-        if txn is not None and txn.startswith("Transaction is aborted"):
-            raise InvalidQueryError(txn)
+        try:
+            txn = RULES.open(project_id, bq_sql)
+        except Aborted as e:
+            raise InvalidQueryError(str(e)) from None
         try:
             if txn is not None:
                 await asyncio.sleep(seconds("NYC_TLC_BQ_TRANSACTION_S"))  # BigQuery's transactions take seconds
