@@ -25,6 +25,7 @@ from pathlib import Path
 
 from . import failures
 from .failures import CONNECT_TIMEOUT_S, reaching
+from .frozen import watched
 
 # --- blocks: what the flows load, and the scripts that save them -----------------------------
 GCS_BLOCK = "zoom-gcs"                  # GcsBucket: the lake's bucket
@@ -99,7 +100,8 @@ ENVIRONMENT: dict[str, Variable] = {
     "NYC_TLC_BQ_LOCATION": Variable(None, "where write_bq makes the BigQuery dataset if it is missing (unset: the "
                                     "lake bucket's location, else BigQuery's default, US)"),
     "NYC_TLC_SERVICE_TIMEOUT_S": Variable("60", "seconds the bucket may take to answer one request (a chunk of "
-                                          "an upload), and PostgreSQL to take the data sent to it, before the "
+                                          "an upload), and PostgreSQL to take the data sent to it or to answer "
+                                          "a new connection (asked this often while a load runs), before the "
                                           "step fails naming it: a frozen service"),
     "NYC_TLC_API_LOST_GRACE_S": Variable("30", "seconds a flow script gives its run to end once Prefect has "
                                          "logged it crashed on a lost Prefect API; then the script ends itself "
@@ -396,7 +398,17 @@ def postgres_connection() -> Iterator:
     address = f"{info.host}:{info.port}" if hasattr(info, "host") else "the address in the block"
     with reaching("PostgreSQL", address, POSTGRES_FIX, frozen=True), \
             connector.get_connection(begin=False) as connection:
-        yield connection.connection.dbapi_connection
+        conn = connection.connection.dbapi_connection
+        # A frozen server while a statement awaits its answer (nothing is being sent, so the TCP
+        # timeout above cannot see it): found by the watch, and told as a timeout.
+        every_s = seconds("NYC_TLC_SERVICE_TIMEOUT_S")
+        with watched(conn, every_s) as frozen:
+            try:
+                yield conn
+            except Exception as e:
+                if frozen():
+                    raise TimeoutError(f"no new connection answered in {every_s:g} s") from e
+                raise
 
 
 def set_load_limits(limit: int) -> None:

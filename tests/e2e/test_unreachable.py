@@ -110,14 +110,18 @@ def test_the_gcs_endpoint_killed_mid_run(tmp_path):
     assert partial_files(data) == []
 
 
+def admin_connection(root: Path, port: int):
+    """A superuser's connection to the PostgreSQL started under ``root``."""
+    return psycopg2.connect(host="127.0.0.1", port=port, user="root", dbname="ny_taxi",
+                            password=(root / "postgres-password").read_text().strip())
+
+
 def block_on_private_postgres(root: Path, port: int):
     """Point the ``postgres-connector`` block at a PostgreSQL started under ``root`` (the caller puts
     the stack's back); return a check of whether a COPY is running there."""
-    admin_password = (root / "postgres-password").read_text().strip()
 
     def copying() -> bool:
-        with psycopg2.connect(host="127.0.0.1", port=port, user="root", password=admin_password,
-                              dbname="ny_taxi") as conn, conn.cursor() as cur:
+        with admin_connection(root, port) as conn, conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %%' AND state = 'active'")
             return cur.fetchone()[0] > 0
 
@@ -214,16 +218,68 @@ def test_a_frozen_postgresql_fails_the_copy_within_its_timeout_naming_it(tmp_pat
                               {**os.environ, "NYC_TLC_BASE_URL": base, "NYC_TLC_DATA_DIR": str(data),
                                "NYC_TLC_SERVICE_TIMEOUT_S": "5"}, log)
             wait_for(copying, flow, log)
-            # The postmaster and each of its processes: PostgreSQL 18 gives each a session of its own.
-            children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
-            frozen = [pid, *map(int, children.stdout.split())]
-            for process in frozen:
-                os.kill(process, signal.SIGSTOP)
+            frozen = stop_all(pid, signal.SIGSTOP)
             output = fails_fast(flow, time.monotonic(), log)
     finally:
         for process in frozen:
             os.kill(process, signal.SIGCONT)
         ctl.stop(server, root)
         save_blocks("make_postgres_block.py", "--local")
+    assert f"cannot reach PostgreSQL at 127.0.0.1:{port} (no answer in time: frozen or overloaded)" in output
+    assert partial_files(data) == []
+
+
+def stop_all(pid: int, sig) -> list[int]:
+    """Send ``sig`` to PostgreSQL's postmaster ``pid`` and each of its processes (PostgreSQL 18 gives
+    each a session of its own); return their pids."""
+    children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    processes = [pid, *map(int, children.stdout.split())]
+    for process in processes:
+        os.kill(process, sig)
+    return processes
+
+
+@pytest.mark.plain
+def test_a_postgresql_frozen_while_a_load_awaits_its_answer_fails_naming_it(tmp_path, pg_root):
+    """The load waits for a lock another session holds: nothing is sent either way, as for any long
+    statement, so TCP's timeouts cannot tell. A live server keeps it waiting past the watch's
+    period (the wait is not cut); frozen, the load fails within two periods, naming the server."""
+    import signal
+
+    data, server, root, port = tmp_path / "data", Postgres(), pg_root, free_port()
+    pid = ctl.start(server, port, root)
+    block_on_private_postgres(root, port)
+    holder = admin_connection(root, port)
+    holder.autocommit = True
+    log = tmp_path / "flow.log"
+    frozen: list[int] = []
+
+    def waiting() -> bool:
+        with admin_connection(root, port) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = 'ny_taxi_etl' "
+                        "AND wait_event_type = 'Lock'")
+            return cur.fetchone()[0] > 0
+
+    try:
+        with holder.cursor() as cur:  # the lock a first load of the table takes (postgres.replace_month)
+            cur.execute("SELECT pg_advisory_lock(hashtext('t_waits'))")
+        with serve_directory(big_month(tmp_path, "green", 2019, 12, 2_000)) as base:
+            flow = start_flow("etl_web_to_postgres.py",
+                              ["--color", "green", "--year", "2019", "--month", "12", "--table", "t_waits"],
+                              {**os.environ, "NYC_TLC_BASE_URL": base, "NYC_TLC_DATA_DIR": str(data),
+                               "NYC_TLC_SERVICE_TIMEOUT_S": "3"}, log)
+            wait_for(waiting, flow, log)
+            time.sleep(7)  # two of the watch's periods and more: the server answers, the load waits on
+            assert flow.poll() is None, log.read_text()[-3000:]
+            frozen = stop_all(pid, signal.SIGSTOP)
+            frozen_at = time.monotonic()
+            output = fails_fast(flow, frozen_at, log)
+    finally:
+        for process in frozen:
+            os.kill(process, signal.SIGCONT)
+        holder.close()
+        ctl.stop(server, root)
+        save_blocks("make_postgres_block.py", "--local")
+    assert time.monotonic() - frozen_at < 30  # the watch's 3 s, twice, and the flow's exit
     assert f"cannot reach PostgreSQL at 127.0.0.1:{port} (no answer in time: frozen or overloaded)" in output
     assert partial_files(data) == []
