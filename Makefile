@@ -72,7 +72,7 @@ demo: stack
 ## with a private stack of its own; a test file runs whole on one worker (its module fixtures once).
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 ## The same suites on Prefect 3.9 (its own venv; the stack then runs a 3.9 server): what runs on both
 ## runtimes, plus what only 3.9 has. Tests of Prefect 2's agents and infrastructure blocks are deselected.

@@ -18,22 +18,6 @@ import pytest
 from helpers import PREFECT_MAJOR, PREFECT_VERSION
 
 UNIT = Path(__file__).parent / "unit"
-# The end-to-end files that take longest, longest first (CI's --durations): they start first, so that
-# no worker is left alone with a long file at the end. `make test`'s --no-loadscope-reorder keeps
-# this order; pytest-xdist's own puts the files with the most tests first, the unit tests' among them.
-# The container test comes after a few minutes' work: in CI its image is still being built at first.
-LONGEST_FIRST = ("test_backfill.py", "test_unreachable.py", "test_deployments.py", "test_secrets.py",
-                 "test_dask_cluster.py", "test_workers.py", "test_docker_container.py", "test_failure_alerts.py",
-                 "test_bigquery_rules.py", "test_gcs_to_bq.py", "test_web_to_postgres.py")
-
-
-def _order(item: pytest.Item) -> tuple[int, int]:
-    """The longest end-to-end files, then the other end-to-end files, then the unit tests (short: they
-    fill the gaps at the end)."""
-    if UNIT in item.path.parents:
-        return (2, 0)
-    name = item.path.name
-    return (0, LONGEST_FIRST.index(name)) if name in LONGEST_FIRST else (1, 0)
 NOT_HERE = ("prefect3",) if PREFECT_MAJOR < 3 else ("prefect2", "plain")
 
 
@@ -50,4 +34,3 @@ def pytest_collection_modifyitems(config, items: list[pytest.Item]) -> None:
         config.hook.pytest_deselected(items=deselected)
         kept = set(map(id, items)) - set(map(id, deselected))
         items[:] = [item for item in items if id(item) in kept]
-    items.sort(key=_order)  # stable: a file's tests keep their order
