@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from artifacts import failure_reason
+from nyctaxi import scratch
 from nyctaxi.dataset import FIRST_YEAR, LAST_YEAR
 from nyctaxi.failures import cannot_connect
 from nyctaxi.resources import seconds, set_up_problem, setting
@@ -118,5 +119,7 @@ class _LostApiWatch(logging.Handler):
             reason = cannot_connect(e) or f"{type(e).__name__}: {e}"
         _say_api_lost(self.script, reason)
         # The run's work is orphaned (nothing of it can be recorded) and each destination is safe to kill
-        # (staged, then swapped in one step): end the process, whatever its main thread waits on.
+        # (staged, then swapped in one step): end the process, whatever its main thread waits on, with
+        # what it staged removed (no hook or finally block runs after os._exit).
+        scratch.remove_mine()
         os._exit(1)

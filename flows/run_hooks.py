@@ -12,7 +12,8 @@
   the next run on the machine (``nyctaxi.scratch``).
 - If it fails or crashes, it leaves an artifact with the reason first (``artifacts.record_failure``).
 
-And ``@reason_first`` (under ``@flow``) makes a failed run's state message the reason itself.
+And ``@reason_first`` (under ``@flow``) makes a failed run's state message the reason itself, and
+validates the parameters inside the run, so that a refused one fails a run that runs its hooks.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import socket
 
 from prefect import get_run_logger
 from prefect.client.orchestration import get_client
+from prefect.context import FlowRunContext
 from prefect.states import Failed
 
 from artifacts import record_failure
@@ -50,6 +52,10 @@ RUN_HOOKS = {
     "on_failure": [drop_staged_files, record_failure],
     "on_crashed": [drop_staged_files, record_failure],
     "on_cancellation": [drop_staged_files],
+    # Prefect's validation of the parameters, done by ``reason_first`` inside the run instead: where
+    # Prefect does it, a refused parameter fails the run before it starts, and a deployment's or a
+    # subflow's run then runs no hook (no failure artifact).
+    "validate_parameters": False,
 }
 
 
@@ -61,11 +67,14 @@ def reason_first(fn):
     @functools.wraps(fn)
     def run(*args, **kwargs):
         try:
+            flow = FlowRunContext.get().flow
+            if not flow.should_validate_parameters:  # RUN_HOOKS: Prefect's own validation, here
+                args, kwargs = (), flow.validate_parameters(signature.bind_partial(*args, **kwargs).arguments)
             return fn(*args, **kwargs)
         except Exception as e:
             get_run_logger().exception("Encountered exception during execution:")
             return Failed(message=f"{type(e).__name__}: {e}", data=e)
     # The parameters' types, resolved where the flow is written: Prefect 3 would look the names of
     # string annotations (``from __future__ import annotations``) up in this module.
-    run.__signature__ = inspect.signature(fn, eval_str=True)
+    run.__signature__ = signature = inspect.signature(fn, eval_str=True)
     return run

@@ -177,6 +177,15 @@ def api(fn):
     return asyncio.run(go())
 
 
+def artifacts_of(run_id) -> dict[str, object]:
+    """The markdown and table artifacts of one flow run (not of its subflows), by key (unkeyed ones
+    by description)."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    found = api(lambda c: c.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))))
+    return {a.key or a.description: a for a in found if a.type in ("markdown", "table")}
+
+
 def run_logs(flow_run_id) -> list[str]:
     """Every log line of a flow run and its task runs, as the UI shows them. Prefect 3 sends logs in
     background batches: what this process logged is sent first."""
@@ -327,3 +336,9 @@ def new_private_key() -> str:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption()).decode()
+
+
+def staged_files(data_dir: Path) -> list[Path]:
+    """The files in ``data_dir``'s staging folder: a run that ended, however it ended, leaves none."""
+    staging = data_dir / ".staging"
+    return [p for p in staging.rglob("*") if p.is_file()] if staging.exists() else []

@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 
 FOREIGN_MAX_AGE_S = 24 * 3600
+_mine: set[Path] = set()  # the scratch folders this process made
 
 
 def _start_time(pid: int) -> str:
@@ -85,4 +86,12 @@ def scratch_dir(folder: Path) -> Path:
     sweep(folder)
     mine = folder / owner()
     mine.mkdir(exist_ok=True)
+    _mine.add(mine)
     return mine
+
+
+def remove_mine() -> None:
+    """Remove every scratch folder this process made: for a process about to end without unwinding
+    (``os._exit``), whose files would otherwise wait for the next process to sweep them."""
+    for folder in _mine:
+        shutil.rmtree(folder, ignore_errors=True)

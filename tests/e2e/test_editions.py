@@ -23,6 +23,7 @@ from helpers import (
     postgres_counts,
     read_object,
     run_logs,
+    staged_files,
 )
 from nyctaxi import lake
 
@@ -41,10 +42,6 @@ def recorded_rows(table: str, source_file: str) -> int:
     with postgres_connection() as conn, conn.cursor() as cur:
         cur.execute("SELECT rows FROM nyc_tlc_loads WHERE table_name = %s AND source_file = %s", (table, source_file))
         return cur.fetchone()[0]
-
-
-def staged_files(data_dir: Path) -> list[Path]:
-    return [p for p in (data_dir / ".staging").rglob("*") if p.is_file()] if (data_dir / ".staging").exists() else []
 
 
 @pytest.mark.plain

@@ -19,7 +19,7 @@ from stack.services import PrefectServer, free_port
 
 from etl_web_to_gcs import etl_web_to_gcs
 from faults import DyingApi, FaultServer
-from helpers import BIN, REPO, api, run
+from helpers import BIN, REPO, api, run, staged_files
 from nyctaxi.runtime import heartbeat_s, silence_s, stop_alerts
 
 
@@ -92,6 +92,7 @@ def test_a_run_whose_prefect_server_died_ends_crashed_when_the_server_starts_aga
         assert flow_run["infrastructure_pid"].endswith(f":{flow.pid}")  # the run recorded its process
         ctl.stop(server, root)  # the server goes away mid-run
         assert flow.wait(timeout=120) != 0  # the flow dies when it next needs the API
+    assert staged_files(tmp_path / "data") == []  # nor the partial download
     # Its output ends with one line saying what happened and what to do.
     assert (tmp_path / "flow.log").read_text().strip().splitlines()[-1] == (
         f"etl_web_to_gcs.py: the Prefect API at {api_url} stopped answering mid-run (connection refused): once it "
@@ -134,6 +135,23 @@ def test_a_server_gone_while_a_task_run_is_set_up_ends_the_script_with_one_line(
         f"etl_web_to_gcs.py: the Prefect API at {api.url}/api stopped answering mid-run (connection refused): once "
         "it is back (make stack), the run is marked Crashed; then run the script again (a month is replaced whole, "
         "never doubled)")
+
+
+@pytest.mark.prefect2  # as above
+def test_a_server_gone_with_a_month_staged_ends_the_script_and_removes_what_it_staged(tmp_path):
+    """The API dies as write_local's task run is made, the month staged by clean: the script ends in
+    the one line, and leaves no staged file (not even when it ends itself past Prefect's hang)."""
+    api = DyingApi(os.environ["PREFECT_API_URL"], lambda method, path, seen: (
+        (method, path) == ("POST", "/api/task_runs/") and seen.count(("POST", "/api/task_runs/")) == 2))
+    data = tmp_path / "data"
+    env = {**os.environ, "PREFECT_API_URL": api.url + "/api", "NYC_TLC_DATA_DIR": str(data)}
+    done = subprocess.run([sys.executable, str(REPO / "flows" / "etl_web_to_gcs.py"), "--year", "2019", "--month", "4"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert api.dead.is_set(), "the API never died where it should: Prefect's calls have changed"
+    assert done.returncode == 1
+    assert "the Prefect API at" in done.stderr.strip().splitlines()[-1]
+    assert list((data / "yellow").glob("*.parquet")) == []  # it died before write_local
+    assert staged_files(data) == []
 
 
 @pytest.mark.prefect3

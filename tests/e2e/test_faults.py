@@ -13,7 +13,7 @@ import pytest
 
 from etl_web_to_gcs import etl_web_to_gcs
 from faults import FaultServer
-from helpers import MIRROR_ROWS, bucket, object_exists, read_object, run_logs, task_runs_of
+from helpers import MIRROR_ROWS, artifacts_of, bucket, object_exists, read_object, run_logs, task_runs_of
 from parameterized_flow import etl_parent_flow
 
 
@@ -100,6 +100,9 @@ def test_bad_parameters_fail_before_any_network_call(server, data_dir, kwargs):
     assert state.is_failed()
     assert sum(server.requests.values()) == 0
     assert files_under(data_dir) == []
+    # The run ran its hooks: its failure artifact gives the reason, Prefect's type check's included.
+    [failure] = artifacts_of(state.state_details.flow_run_id).values()
+    assert failure.data.startswith(f"### Failed: {state.message.split(':')[0]}: ")  # the error's type
 
 
 @pytest.mark.parametrize("months", [pytest.param([], marks=OWN_CHECK), pytest.param([6, 13], marks=OWN_CHECK),
@@ -109,6 +112,8 @@ def test_bad_months_fail_the_parent_before_any_network_call(server, data_dir, mo
     assert state.is_failed()
     assert sum(server.requests.values()) == 0
     assert files_under(data_dir) == []
+    [failure] = [a for a in artifacts_of(state.state_details.flow_run_id).values() if a.key is None]
+    assert failure.data.startswith(f"### Failed: {state.message.split(':')[0]}: ")  # the error's type
 
 
 @pytest.fixture

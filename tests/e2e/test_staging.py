@@ -1,11 +1,10 @@
 """A flow run owns the files its steps stage: whatever they leave is gone when the run ends."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from prefect import flow
 
+from helpers import staged_files
 from run_hooks import RUN_HOOKS
 from tasks import clean, fetch
 
@@ -18,10 +17,6 @@ def stage_a_month(url: str, fail: bool) -> str:
     if fail:
         raise RuntimeError("the flow fails after staging")
     return str(cleaned.path)
-
-
-def staged_files(data_dir: Path) -> list[Path]:
-    return [p for p in (data_dir / ".staging").rglob("*") if p.is_file()]
 
 
 @pytest.mark.parametrize("fail", [False, True])

@@ -24,15 +24,8 @@ from prefect.client.schemas.filters import (
 
 from etl_backfill import etl_backfill
 from etl_web_to_gcs import etl_web_to_gcs
-from helpers import ARTIFACTS, MIRROR_ROWS, api, browser_page, needs_chromium, run_logs
+from helpers import ARTIFACTS, MIRROR_ROWS, api, artifacts_of, browser_page, needs_chromium, run_logs
 from parameterized_flow import etl_parent_flow
-
-
-def artifacts_of(run_id) -> dict[str, object]:
-    """The markdown and table artifacts of one flow run (not of its subflows), by key (unkeyed ones
-    by description)."""
-    found = api(lambda c: c.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))))
-    return {a.key or a.description: a for a in found if a.type in ("markdown", "table")}
 
 
 def cell(page, text: str):

@@ -22,6 +22,7 @@ from helpers import (
     postgres_counts,
     run_flows_at_once,
     serve_directory,
+    staged_files,
     task_runs_of,
 )
 from nyctaxi.convert import csv_gz_to_parquet
@@ -157,10 +158,6 @@ def test_a_lake_file_with_other_types_is_refused_before_the_copy(tmp_path):
 def test_a_bad_table_name_is_refused_before_any_download():
     with pytest.raises(ParameterError, match="not a plain table name"):
         etl_web_to_postgres(year=2021, month=1, color="yellow", table="trips; drop table x")
-
-
-def staged_files(data_dir: Path) -> list[Path]:
-    return [p for p in (data_dir / ".staging").rglob("*") if p.is_file()]
 
 
 @pytest.mark.plain
