@@ -59,6 +59,9 @@ PANDAS_GBQ_ROWS = 128 * 1024
 # with jitter, so that two loads that collided do not collide again): about 90 s in all.
 JOB_ATTEMPTS = 8
 JOB_RETRY_FIRST_S, JOB_RETRY_MAX_S = 1.0, 30.0
+# Retries of one chunk of an upload, waiting 1, 2, 4 s: the library's 6 wait a minute in silence
+# before a BigQuery that went away is told (run_job and the task's retries run the load again).
+UPLOAD_RETRIES = 3
 # What BigQuery says when it cancels a transaction (or a DML statement) for another's update of a table.
 CONCURRENT_UPDATE = "due to concurrent update"
 _SOURCE_FILE = re.compile(r"^[a-z]+_tripdata_\d{4}-\d{2}\.csv\.gz$")
@@ -76,8 +79,8 @@ def address() -> str:
 
 
 def reaching(fix: str):
-    """``failures.reaching`` for BigQuery's endpoint."""
-    return failures.reaching(SERVICE, address(), fix)
+    """``failures.reaching`` for BigQuery's endpoint (a request with no answer in time: frozen)."""
+    return failures.reaching(SERVICE, address(), fix, frozen=True)
 
 
 def schema(color: str, lineage: bool = True) -> list[bigquery.SchemaField]:
@@ -195,7 +198,7 @@ def stage_with_load_file(client: bigquery.Client, parquet: Path, staging_id: str
     def upload_and_load():  # the whole file each time: a failed load job appended nothing
         with parquet.open("rb") as file:
             job = client.load_table_from_file(ReadWithProgress(file, "load job", logger), staging_id,
-                                              job_config=_load_config(color))
+                                              job_config=_load_config(color), num_retries=UPLOAD_RETRIES)
         job.result(retry=RETRY)
 
     run_job(f"the load job of {parquet.name}", upload_and_load, logger)

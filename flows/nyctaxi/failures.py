@@ -148,6 +148,22 @@ def google_retry(deadline_s: float = 60.0):
     return Retry(predicate=passing, deadline=deadline_s)
 
 
+def bound_requests(session, timeout: tuple[float, float]) -> None:
+    """Give every request of the ``requests`` session ``session`` that sets no timeout of its own
+    ``timeout`` (to connect, to wait for each answer): the Google clients' calls set none by
+    default, so a frozen service (its port open, nothing answers) would hold a step for ever."""
+    from requests.adapters import HTTPAdapter
+
+    bound = timeout
+
+    class Bounded(HTTPAdapter):
+        def send(self, request, timeout=None, **kwargs):
+            return super().send(request, timeout=bound if timeout is None else timeout, **kwargs)
+
+    for prefix in ("http://", "https://"):
+        session.mount(prefix, Bounded())
+
+
 def is_disk_full(error: BaseException) -> bool:
     return any(getattr(e, "errno", None) == errno.ENOSPC or "no space left on device" in str(e).lower()
                for e in _chain(error))

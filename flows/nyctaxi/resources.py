@@ -99,10 +99,10 @@ ENVIRONMENT: dict[str, Variable] = {
                                       "(3, 6, 12 s; the tests' stack waits less)"),
     "NYC_TLC_BQ_LOCATION": Variable(None, "where write_bq makes the BigQuery dataset if it is missing (unset: the "
                                     "lake bucket's location, else BigQuery's default, US)"),
-    "NYC_TLC_SERVICE_TIMEOUT_S": Variable("60", "seconds the bucket may take to answer one request (a chunk of "
-                                          "an upload), and PostgreSQL to take the data sent to it or to answer "
-                                          "a new connection (asked this often while a load runs), before the "
-                                          "step fails naming it: a frozen service"),
+    "NYC_TLC_SERVICE_TIMEOUT_S": Variable("60", "seconds the bucket or BigQuery may take to answer one request (a "
+                                          "chunk of an upload), and PostgreSQL to take the data sent to it or to "
+                                          "answer a new connection (asked this often while a load runs), before "
+                                          "the step fails naming it: a frozen service"),
     "NYC_TLC_API_LOST_GRACE_S": Variable("30", "seconds a flow script gives its run to end once Prefect has "
                                          "logged it crashed on a lost Prefect API; then the script ends itself "
                                          "with one line (Prefect 2.20 can wait for ever there)"),
@@ -369,8 +369,11 @@ def gcp_credentials():
 
 
 def bigquery_client():
-    """A BigQuery client with the credentials and project of the ``zoom-gcp-creds`` block."""
-    return gcp_credentials().get_bigquery_client()
+    """A BigQuery client with the credentials and project of the ``zoom-gcp-creds`` block, whose
+    requests (pandas-gbq's too) wait ``NYC_TLC_SERVICE_TIMEOUT_S`` at most for each answer."""
+    client = gcp_credentials().get_bigquery_client()
+    failures.bound_requests(client._http, (CONNECT_TIMEOUT_S, seconds("NYC_TLC_SERVICE_TIMEOUT_S")))
+    return client
 
 
 def postgres_connector(connect_timeout_s: int = CONNECT_TIMEOUT_S):

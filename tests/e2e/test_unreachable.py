@@ -20,9 +20,9 @@ import psycopg2
 import pytest
 from stack import ctl
 from stack.generator import generate
-from stack.services import GcsEmulator, Postgres, free_port
+from stack.services import BigQueryEmulator, GcsEmulator, Postgres, free_port
 
-from faults import FaultServer
+from faults import DyingApi, FaultServer
 from helpers import BIN, REPO, run, save_blocks, serve_directory
 
 FAIL_WITHIN_S = 90
@@ -157,15 +157,20 @@ def test_postgresql_killed_mid_copy(tmp_path, pg_root):
     assert partial_files(data) == []
 
 
-def test_bigquery_out_of_reach_fails_at_once(tmp_path):
+def month_in_lake(data: Path, year: int, month: int, color: str) -> None:
+    """Run etl_web_to_gcs for the month here, with its lake under ``data``."""
     from etl_web_to_gcs import etl_web_to_gcs
 
-    data, log = tmp_path / "data", tmp_path / "flow.log"
     os.environ["NYC_TLC_DATA_DIR"], saved = str(data), os.environ["NYC_TLC_DATA_DIR"]
     try:
-        etl_web_to_gcs(year=2019, month=8, color="green")  # the month is in the lake
+        etl_web_to_gcs(year=year, month=month, color=color)
     finally:
         os.environ["NYC_TLC_DATA_DIR"] = saved
+
+
+def test_bigquery_out_of_reach_fails_at_once(tmp_path):
+    data, log = tmp_path / "data", tmp_path / "flow.log"
+    month_in_lake(data, 2019, 8, "green")
     nobody = f"http://127.0.0.1:{free_port()}"
     env = {**os.environ, "BIGQUERY_EMULATOR_HOST": nobody, "NYC_TLC_DATA_DIR": str(data)}
     for how in ([], ["--load-job"]):
@@ -173,6 +178,49 @@ def test_bigquery_out_of_reach_fails_at_once(tmp_path):
         flow = start_flow("etl_gcs_to_bq.py", ["--year", "2019", "--months", "8", "--color", "green", *how], env, log)
         output = fails_fast(flow, started, log)
         assert f"cannot reach BigQuery at {nobody} (connection refused): {LOCAL_FIX}" in output
+
+
+@pytest.mark.plain
+def test_bigquery_gone_as_the_upload_starts_fails_in_seconds_naming_it(tmp_path):
+    """BigQuery goes away at write_bq's first upload request (a pass-through to the stack's that dies
+    there): the library's own retry of an upload waited a minute in silence (6 retries); now about
+    7 s, then the one line."""
+    data, log = tmp_path / "data", tmp_path / "flow.log"
+    month_in_lake(data, 2019, 10, "green")
+    bq = DyingApi(os.environ["BIGQUERY_EMULATOR_HOST"], lambda method, path, seen: path.startswith("/upload/"))
+    env = {**os.environ, "BIGQUERY_EMULATOR_HOST": bq.url, "NYC_TLC_DATA_DIR": str(data)}
+    started = time.monotonic()
+    flow = start_flow("etl_gcs_to_bq.py", ["--year", "2019", "--months", "10", "--color", "green"], env, log)
+    output = fails_fast(flow, started, log)
+    assert bq.dead.is_set(), "BigQuery never went away: the flow made no upload"
+    assert time.monotonic() - started < 40, output[-3000:]
+    assert f"cannot reach BigQuery at {bq.url} (connection refused): {LOCAL_FIX}" in output
+    assert partial_files(data) == []
+
+
+@pytest.mark.plain
+def test_a_frozen_bigquery_fails_the_step_within_its_timeout_naming_it(tmp_path):
+    """A BigQuery emulator of the test's, SIGSTOPped: the client's calls set no timeout of their own
+    (they waited for ever); each request now waits NYC_TLC_SERVICE_TIMEOUT_S at most."""
+    import signal
+
+    data, emulator, root, port = tmp_path / "data", BigQueryEmulator(), tmp_path / "bq-stack", free_port()
+    month_in_lake(data, 2019, 9, "green")
+    pid = ctl.start(emulator, port, root)
+    log = tmp_path / "flow.log"
+    env = {**os.environ, "NYC_TLC_DATA_DIR": str(data), "BIGQUERY_EMULATOR_HOST": f"http://127.0.0.1:{port}",
+           "NYC_TLC_SERVICE_TIMEOUT_S": "5"}
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        frozen_at = time.monotonic()
+        flow = start_flow("etl_gcs_to_bq.py", ["--year", "2019", "--months", "9", "--color", "green"], env, log)
+        output = fails_fast(flow, frozen_at, log)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        ctl.stop(emulator, root)
+    assert time.monotonic() - frozen_at < 60
+    assert f"cannot reach BigQuery at http://127.0.0.1:{port} (no answer in time: frozen or overloaded)" in output
+    assert partial_files(data) == []
 
 
 @pytest.mark.plain
