@@ -70,7 +70,7 @@ demo: stack
 
 ## The test suite: unit tests and end-to-end tests, on TEST_WORKERS workers (pytest-xdist), each
 ## with a private stack of its own; a test file runs whole on one worker (its module fixtures once).
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 test: $(STAMP)
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 

@@ -64,7 +64,11 @@ JOB_RETRY_FIRST_S, JOB_RETRY_MAX_S = 1.0, 30.0
 UPLOAD_RETRIES = 3
 # What BigQuery says when it cancels a transaction (or a DML statement) for another's update of a table.
 CONCURRENT_UPDATE = "due to concurrent update"
-_SOURCE_FILE = re.compile(r"^[a-z]+_tripdata_\d{4}-\d{2}\.csv\.gz$")
+_SOURCE_FILE = re.compile(r"^[a-z]+_tripdata_(\d{4})-(\d{2})\.csv\.gz$")
+# The colour tables are partitioned by month on this DATE column (the source file's month), so that
+# a month's DELETE and counts read that month, not the table: DML is billed by the bytes of the
+# partitions it scans, and an unpartitioned table's whole bytes on every reload.
+PARTITION_COLUMN = "source_month"
 _TABLE = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 _VERSION = re.compile(r"^[0-9a-f]{1,64}$")
 # One row per month loaded: which edition of the release file each table holds.
@@ -84,11 +88,29 @@ def reaching(fix: str):
 
 
 def schema(color: str, lineage: bool = True) -> list[bigquery.SchemaField]:
-    """The declared schema as BigQuery columns, in file order, plus the lineage column last."""
+    """The declared schema as BigQuery columns, in file order, plus the lineage columns last: the
+    source file, and its month (``PARTITION_COLUMN``)."""
     fields = [bigquery.SchemaField(name, BQ_TYPES[kind]) for name, kind in COLUMNS[color]]
     if lineage:
-        fields.append(bigquery.SchemaField(LINEAGE_COLUMN, "STRING"))
+        fields += [bigquery.SchemaField(LINEAGE_COLUMN, "STRING"), bigquery.SchemaField(PARTITION_COLUMN, "DATE")]
     return fields
+
+
+def partitioning() -> bigquery.TimePartitioning:
+    """The colour tables' partitioning: a month per partition, by the source file's month."""
+    return bigquery.TimePartitioning(type_=bigquery.TimePartitioningType.MONTH, field=PARTITION_COLUMN)
+
+
+def source_month(source_file: str) -> str:
+    """The first day of ``source_file``'s month, as a SQL literal: ``DATE '2021-01-01'``."""
+    _literal(source_file)  # a release file's name, or ValueError
+    year, month = _SOURCE_FILE.match(source_file).groups()
+    return f"DATE '{year}-{month}-01'"
+
+
+def _month_rows(source_file: str) -> str:
+    """The condition that picks ``source_file``'s rows, reading only its month's partition."""
+    return f"{PARTITION_COLUMN} = {source_month(source_file)} AND {LINEAGE_COLUMN} = {_literal(source_file)}"
 
 
 def can_load(dataset_location: str, bucket_location: str) -> bool:
@@ -128,13 +150,28 @@ def ensure_table(client: bigquery.Client, color: str, dataset: str = DATASET, *,
     client.create_table(bigquery.Table(f"{client.project}.{dataset}.{LOADS_TABLE}", schema=LOADS_SCHEMA),
                         exists_ok=True, retry=RETRY)
     table_id = f"{client.project}.{dataset}.{table_name(color)}"
-    table = client.create_table(bigquery.Table(table_id, schema=schema(color)), exists_ok=True, retry=RETRY)
+    made = bigquery.Table(table_id, schema=schema(color))
+    made.time_partitioning = partitioning()
+    table = client.create_table(made, exists_ok=True, retry=RETRY)
+    check_table(table, color)
+    return table_id
+
+
+def check_table(table: bigquery.Table, color: str) -> None:
+    """Refuse a colour table without the declared columns and types, in order, or not partitioned by
+    month; one made by an earlier version of this project with the command that brings it up to date."""
     have = [(f.name, _SAME_TYPE.get(f.field_type, f.field_type)) for f in table.schema]
     want = [(f.name, f.field_type) for f in schema(color)]
-    if have != want:
-        raise SchemaError(f"table {table_id} does not have the declared {color} schema: "
-                         f"it has {have}, expected {want}. Drop it or load into another dataset")
-    return table_id
+    by_month = table.time_partitioning is not None and table.time_partitioning.field == PARTITION_COLUMN and \
+        table.time_partitioning.type_ == bigquery.TimePartitioningType.MONTH
+    if have == want[:-1] and not by_month:
+        raise SchemaError(f"table {table.full_table_id or table.table_id} was made by an earlier version of this "
+                          f"project, without partitions: run `python flows/partition_bq_tables.py --color {color}` "
+                          "once (it makes it again partitioned by month, every row kept), then load again")
+    if have != want or not by_month:
+        raise SchemaError(f"table {table.full_table_id or table.table_id} does not have the declared {color} schema "
+                          f"partitioned by month on {PARTITION_COLUMN}: it has {have}, expected {want}. "
+                          "Drop it or load into another dataset")
 
 
 _STAGED_AT = re.compile(r"__staging_(\d{14})_[0-9a-f]{6}$")
@@ -259,14 +296,15 @@ def swap_in(client: bigquery.Client, table_id: str, staging_id: str, color: str,
     """Swap the staged rows in for the month's rows and record the load (``nyc_tlc_loads``),
     in one transaction; return the month's rows."""
     cols = ", ".join(f"`{name}`" for name, _ in COLUMNS[color])
-    source = _literal(source_file)
+    source, month = _literal(source_file), source_month(source_file)
     version = _literal(source_version, _VERSION) if source_version else "NULL"
     loads_id = f"{table_id.rsplit('.', 1)[0]}.{LOADS_TABLE}"
     name = _literal(table_id.rsplit(".", 1)[1], _TABLE)
     script = f"""
         BEGIN TRANSACTION;
-        DELETE FROM `{table_id}` WHERE {LINEAGE_COLUMN} = {source};
-        INSERT INTO `{table_id}` ({cols}, {LINEAGE_COLUMN}) SELECT {cols}, {source} FROM `{staging_id}`;
+        DELETE FROM `{table_id}` WHERE {_month_rows(source_file)};
+        INSERT INTO `{table_id}` ({cols}, {LINEAGE_COLUMN}, {PARTITION_COLUMN})
+            SELECT {cols}, {source}, {month} FROM `{staging_id}`;
         DELETE FROM `{loads_id}` WHERE table_name = {name} AND source_file = {source};
         INSERT INTO `{loads_id}` (table_name, source_file, source_version, `rows`, loaded_at)
             SELECT {name}, {source}, {version}, COUNT(*), CURRENT_TIMESTAMP() FROM `{staging_id}`;
@@ -318,7 +356,7 @@ def drop_stale_staging(client: bigquery.Client, table_id: str,
 
 def count(client: bigquery.Client, table_id: str, source_file: str | None = None) -> int:
     """Rows of a table (of one source file): COUNT(*), as table metadata lags behind DML."""
-    where = f"WHERE {LINEAGE_COLUMN} = {_literal(source_file)}" if source_file else ""
+    where = f"WHERE {_month_rows(source_file)}" if source_file else ""
     return next(iter(client.query(f"SELECT COUNT(*) FROM `{table_id}` {where}", retry=RETRY).result(retry=RETRY)))[0]
 
 
@@ -346,3 +384,61 @@ def _literal(value: str, pattern: re.Pattern = _SOURCE_FILE) -> str:
 
 def drop(client: bigquery.Client, table_id: str) -> None:
     client.delete_table(table_id, not_found_ok=True, retry=RETRY)
+
+
+def _table_or_none(client: bigquery.Client, table_id: str) -> bigquery.Table | None:
+    try:
+        return client.get_table(table_id, retry=RETRY)
+    except NotFound:
+        return None
+
+
+def partition_by_month(client: bigquery.Client, color: str, dataset: str = DATASET,
+                       logger: logging.Logger | logging.LoggerAdapter = log) -> str:
+    """Make the colour's table of an earlier version (no partitions, no ``PARTITION_COLUMN``) again,
+    partitioned by month, every row kept; return what was done.
+
+    The rows are copied into a new table (``<table>__by_month``) and counted there before the old
+    table is dropped; the new one then takes the old name (a copy job: no bytes billed). Stopped
+    half-way, it finishes the job when run again: until the drop the old table holds every row,
+    after it the new one does."""
+    table_id = f"{client.project}.{dataset}.{table_name(color)}"
+    new_id = f"{table_id}__by_month"
+    old, new = _table_or_none(client, table_id), _table_or_none(client, new_id)
+    if old is None and new is None:
+        return f"{table_id}: none yet (a load makes it partitioned)"
+    if old is not None and old.time_partitioning is not None:
+        check_table(old, color)
+        drop(client, new_id)
+        return f"{table_id}: partitioned by month already"
+    if old is not None:
+        have = [(f.name, _SAME_TYPE.get(f.field_type, f.field_type)) for f in old.schema]
+        if have != [(f.name, f.field_type) for f in schema(color)][:-1]:
+            raise SchemaError(f"table {table_id} does not have the {color} columns of an earlier version of this "
+                              f"project: it has {have}; left as it is")
+        drop(client, new_id)  # a copy an interrupted run left: the old table still holds every row
+        made = bigquery.Table(new_id, schema=schema(color))
+        made.time_partitioning = partitioning()
+        client.create_table(made, retry=RETRY)
+        cols = ", ".join(f"`{name}`" for name, _ in COLUMNS[color])
+        rows = count(client, table_id)
+        logger.info(f"{table_id}: copying {rows:,} rows into {new_id}, partitioned by month")
+        # The month from the name (<colour>_tripdata_YYYY-MM.csv.gz) by position: REGEXP_EXTRACT's group
+        # would say it better, but bqemulator returns the whole match.
+        month = f"PARSE_DATE('%Y-%m', SUBSTR({LINEAGE_COLUMN}, LENGTH({LINEAGE_COLUMN}) - 13, 7))"
+        run_job(f"the copy of {table_id}", lambda: client.query(
+            f"INSERT INTO `{new_id}` ({cols}, {LINEAGE_COLUMN}, {PARTITION_COLUMN}) "
+            f"SELECT {cols}, {LINEAGE_COLUMN}, {month} FROM `{table_id}`", retry=RETRY, job_retry=None
+        ).result(retry=RETRY), logger)
+        copied = count(client, new_id)
+        if copied != rows:
+            raise RuntimeError(f"{new_id} holds {copied:,} rows of the {rows:,} of {table_id}, which is left as it "
+                               "is: run this again")
+        client.delete_table(table_id, retry=RETRY)
+    rows = count(client, new_id)
+    logger.info(f"{table_id}: {new_id} ({rows:,} rows) takes its name")
+    client.copy_table(new_id, table_id, retry=RETRY).result(retry=RETRY)
+    if count(client, table_id) != rows:
+        raise RuntimeError(f"the copy of {new_id} into {table_id} lost rows; {new_id} is kept: run this again")
+    drop(client, new_id)
+    return f"{table_id}: made again partitioned by month, {rows:,} rows"

@@ -50,8 +50,15 @@ def test_every_row_lands_with_the_declared_types_and_its_source(color, year, mon
     assert etl_gcs_to_bq(year=year, month=month, color=color) == MIRROR_ROWS
     source = f"{color}_tripdata_{year}-{month:02}.csv.gz"
     assert bq_counts(f"{color}_tripdata")[source] == MIRROR_ROWS
-    expected = {name: BQ_TYPES[kind] for name, kind in COLUMNS[color]} | {"source_file": "STRING"}
+    expected = {name: BQ_TYPES[kind] for name, kind in COLUMNS[color]} | {"source_file": "STRING",
+                                                                         "source_month": "DATE"}
     assert table_types(f"{color}_tripdata") == expected
+    client = bq_client()
+    partitions = client.get_table(f"{client.project}.dezoomcamp.{color}_tripdata").time_partitioning
+    assert (partitions.type_, partitions.field) == ("MONTH", "source_month")
+    [(month_of_rows,)] = client.query(f"SELECT DISTINCT source_month FROM `{client.project}.dezoomcamp."
+                                      f"{color}_tripdata` WHERE source_file = '{source}'").result()
+    assert f"{month_of_rows:%Y-%m-%d}" == f"{year}-{month:02}-01"
 
 
 @pytest.mark.parametrize("month, way", [(5, "load_job"), (3, "pandas_gbq")])
@@ -205,3 +212,61 @@ def test_a_staging_table_a_killed_run_left_is_dropped_by_the_next_load():
     old, new = (made[when].rsplit(".", 1)[1] for when in sorted(made))
     assert old not in left and new in left  # the old one dropped; one that a run may be using now kept
     client.delete_table(made[max(made)])
+
+
+@pytest.mark.plain
+def test_a_table_of_an_earlier_version_is_refused_then_partitioned_by_the_command_every_row_kept(tmp_path):
+    """A colour table as earlier versions made it (no source_month, no partitions), in a BigQuery of the
+    test's: a load is refused naming the command; the command makes it again partitioned by month with
+    every row; then the load lands."""
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+    from stack import ctl
+    from stack.services import BigQueryEmulator, free_port
+
+    from nyctaxi.bigquery import schema
+
+    emulator, root, port = BigQueryEmulator(), tmp_path / "bq-stack", free_port()
+    ctl.start(emulator, port, root)
+    try:
+        host = f"http://127.0.0.1:{port}"
+        client = bigquery.Client(project=bq_client().project, credentials=AnonymousCredentials(),
+                                 client_options=ClientOptions(api_endpoint=host))
+        table_id = f"{client.project}.dezoomcamp.green_tripdata"
+        client.create_table(bigquery.Table(table_id, schema=schema("green")[:-1]))  # as earlier versions did
+        cols = ", ".join(f"`{name}`" for name, _ in COLUMNS["green"])
+        client.query(f"INSERT INTO `{table_id}` ({cols}, source_file) SELECT {cols}, source_file FROM UNNEST(["
+                     + ", ".join(f"STRUCT({', '.join(f'NULL AS `{n}`' for n, _ in COLUMNS['green'])}, "
+                                 f"'green_tripdata_2019-{m:02}.csv.gz' AS source_file)" for m in (1, 1, 2))
+                     + "])").result()
+        etl_web_to_gcs(year=2019, month=3, color="green")
+        env = {**os.environ, "BIGQUERY_EMULATOR_HOST": host}
+        load = [sys.executable, str(REPO / "flows" / "etl_gcs_to_bq.py"), "--year", "2019", "--months", "3",
+                "--color", "green"]
+        refused = subprocess.run(load, env=env, capture_output=True, text=True, timeout=300)
+        assert refused.returncode == 1
+        assert ("was made by an earlier version of this project, without partitions: run "
+                "`python flows/partition_bq_tables.py --color green` once") in refused.stderr.splitlines()[-1]
+
+        done = subprocess.run([sys.executable, str(REPO / "flows" / "partition_bq_tables.py"), "--color", "green"],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert f"{table_id}: made again partitioned by month, 3 rows" in done.stdout
+        table = client.get_table(table_id)
+        assert (table.time_partitioning.type_, table.time_partitioning.field) == ("MONTH", "source_month")
+        rows = client.query(f"SELECT source_file, source_month, COUNT(*) FROM `{table_id}` GROUP BY 1, 2 "
+                            "ORDER BY 1").result()
+        assert [(f, f"{m:%Y-%m-%d}", n) for f, m, n in rows] == [
+            ("green_tripdata_2019-01.csv.gz", "2019-01-01", 2), ("green_tripdata_2019-02.csv.gz", "2019-02-01", 1)]
+        assert [t.table_id for t in client.list_tables("dezoomcamp") if "__by_month" in t.table_id] == []
+        again = subprocess.run(done.args, env=env, capture_output=True, text=True, timeout=300)
+        assert f"{table_id}: partitioned by month already" in again.stdout
+
+        loaded = subprocess.run(load, env=env, capture_output=True, text=True, timeout=300)
+        assert loaded.returncode == 0, loaded.stderr[-3000:]
+        counts = dict(client.query(f"SELECT source_file, COUNT(*) FROM `{table_id}` GROUP BY 1").result())
+        assert counts == {"green_tripdata_2019-01.csv.gz": 2, "green_tripdata_2019-02.csv.gz": 1,
+                          "green_tripdata_2019-03.csv.gz": MIRROR_ROWS}
+    finally:
+        ctl.stop(emulator, root)

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import wasmtime
+from google.api_core.exceptions import NotFound
 from google.cloud import bigquery as bq
 from stack import show
 from stack.generator import generate
@@ -46,7 +47,7 @@ from zetasql.types import (
 
 from nyctaxi import bigquery
 from nyctaxi.convert import csv_gz_to_parquet, fill_missing
-from nyctaxi.schema import COLORS, COLUMNS, LINEAGE_COLUMN
+from nyctaxi.schema import COLORS, COLUMNS, LINEAGE_COLUMN, SchemaError
 
 PROJECT = "dezoomcamp-local"  # the local stack's: a dash, as many real projects have
 VERSION = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -58,7 +59,7 @@ LANGUAGE = LanguageOptions(product_mode=ProductMode.PRODUCT_EXTERNAL, reserved_k
 OPTIONS = AnalyzerOptions(language_options=LANGUAGE, default_timezone="UTC",
                           error_message_mode=ErrorMessageMode.ERROR_MESSAGE_ONE_LINE)
 TYPES = {"INT64": TypeKind.TYPE_INT64, "FLOAT64": TypeKind.TYPE_DOUBLE, "STRING": TypeKind.TYPE_STRING,
-         "DATETIME": TypeKind.TYPE_DATETIME, "TIMESTAMP": TypeKind.TYPE_TIMESTAMP}
+         "DATETIME": TypeKind.TYPE_DATETIME, "TIMESTAMP": TypeKind.TYPE_TIMESTAMP, "DATE": TypeKind.TYPE_DATE}
 # One generated month per colour, in years the mirror publishes.
 MONTHS = {"yellow": (2021, 1), "green": (2020, 1), "fhv": (2019, 1)}
 
@@ -108,12 +109,24 @@ class Recorder:
     def create_dataset(self, dataset: bq.Dataset, **_: Any) -> bq.Dataset:
         return dataset
 
-    def create_table(self, table: bq.Table, **_: Any) -> bq.Table:
-        self.tables[f"{table.project}.{table.dataset_id}.{table.table_id}"] = table
+    def create_table(self, table: bq.Table, exists_ok: bool = False, **_: Any) -> bq.Table:
+        table_id = f"{table.project}.{table.dataset_id}.{table.table_id}"
+        if exists_ok and table_id in self.tables:
+            return self.tables[table_id]
+        self.tables[table_id] = table
         return table
 
     def get_table(self, table_id: str, **_: Any) -> bq.Table:
+        if table_id not in self.tables:
+            raise NotFound(table_id)
         return self.tables[table_id]
+
+    def delete_table(self, table_id: str, **_: Any) -> None:
+        self.tables.pop(table_id, None)
+
+    def copy_table(self, source: str, destination: str, **_: Any) -> Job:
+        self.tables[destination] = self.tables[source]
+        return Job([])
 
     def list_tables(self, dataset: str, **_: Any) -> list[bq.Table]:
         return list(self.tables.values())
@@ -173,7 +186,11 @@ def swap_text(color: str, version: str | None = VERSION) -> tuple[str, Recorder]
     client, table_id, staging_id = tables(color)
     swap, after = sent(lambda c: bigquery.swap_in(c, table_id, staging_id, color, source_file(color), version),
                        client, [(0,)])
-    assert after == f"SELECT COUNT(*) FROM `{table_id}` WHERE {LINEAGE_COLUMN} = '{source_file(color)}'"
+    year, month = MONTHS[color]
+    # The month's rows, read from its partition alone (a DML's bill is the bytes of what it scans).
+    month_rows = f"source_month = DATE '{year}-{month:02d}-01' AND {LINEAGE_COLUMN} = '{source_file(color)}'"
+    assert after == f"SELECT COUNT(*) FROM `{table_id}` WHERE {month_rows}"
+    assert f"DELETE FROM `{table_id}` WHERE {month_rows};" in swap
     return swap, client
 
 
@@ -210,6 +227,26 @@ def test_the_stacks_row_counts_are_accepted(color: str, monkeypatch: pytest.Monk
     assert analyse(sql, client) == ["QueryStmt"]
 
 
+@pytest.mark.parametrize("color", COLORS)
+def test_the_partitioning_of_an_earlier_versions_table_is_accepted(color: str) -> None:
+    client = Recorder()
+    old_id = f"{PROJECT}.{bigquery.DATASET}.{color}_tripdata"
+    client.create_table(bq.Table(old_id, schema=bigquery.schema(color)[:-1]))  # no source_month, no partitions
+    with pytest.raises(SchemaError, match=f"python flows/partition_bq_tables.py --color {color}"):
+        bigquery.ensure_table(client, color)
+    # What the texts read and write while they run: the old table, and the new one (dropped at the end).
+    during = Recorder()
+    during.tables = {**client.tables, f"{old_id}__by_month": bq.Table(f"{old_id}__by_month",
+                                                                      schema=bigquery.schema(color))}
+    texts = sent(lambda c: bigquery.partition_by_month(c, color), client, [(7,)])
+    [copy] = [sql for sql in texts if sql.startswith("INSERT")]
+    assert analyse(copy, during) == ["InsertStmt"]
+    assert [analyse(sql, during) for sql in texts if sql != copy] == [["QueryStmt"]] * 4  # the counts
+    assert client.tables[old_id].time_partitioning.field == "source_month"
+    assert f"{old_id}__by_month" not in client.tables
+    assert bigquery.ensure_table(client, color) == old_id  # loads take it now
+
+
 # Negative controls: the same swap, broken one way each, must be refused, saying why.
 
 @pytest.mark.parametrize("color", COLORS)
@@ -235,10 +272,10 @@ def test_a_timestamp_into_a_datetime_column_is_refused(color: str) -> None:
 @pytest.mark.parametrize("color", COLORS)
 def test_an_unknown_column_is_refused(color: str) -> None:
     swap, client = swap_text(color)
-    assert f", {LINEAGE_COLUMN})" in swap
+    assert f", {LINEAGE_COLUMN}, source_month)" in swap
     with pytest.raises(ServerError, match=f"Column {LINEAGE_COLUMN}_name is not present in table "
                                           rf"{PROJECT}\.dezoomcamp\.{color}_tripdata"):
-        analyse(swap.replace(f", {LINEAGE_COLUMN})", f", {LINEAGE_COLUMN}_name)"), client)
+        analyse(swap.replace(f", {LINEAGE_COLUMN}, source_month)", f", {LINEAGE_COLUMN}_name, source_month)"), client)
 
 
 def test_an_unknown_table_is_refused() -> None:
