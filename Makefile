@@ -21,7 +21,7 @@ UV := $(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY)
 # pip's notes about index folders this machine lacks are noise, not errors.
 QUIET_PIP := { grep -v '^WARNING: Location' || true; }
 
-.PHONY: venv stack stack-down sql demo test test-prefect3 unit lint bench bench-backfill image clean
+.PHONY: venv stack stack-down sql demo gcp-check test test-prefect3 unit lint bench bench-backfill image clean
 
 # uv (requirements-bootstrap.txt) installs the pinned stack: the same packages pip resolves, in
 # seconds where pip's resolver takes five minutes per venv; compiled to bytecode as pip does, or
@@ -67,6 +67,10 @@ demo: stack
 	source $(STACK)/env && $(PY) flows/etl_gcs_to_bq.py --months 1 2 --year 2021 --color yellow
 	source $(STACK)/env && for m in 1 2; do $(PY) flows/etl_web_to_postgres.py --year 2021 --month $$m --color yellow; done
 	source $(STACK)/env && $(PY) stack/show.py
+
+## Check the Google Cloud set-up the saved blocks name, before the first run (blocks/gcp_check.py).
+gcp-check: $(STAMP)
+	$(PY) blocks/gcp_check.py
 
 ## The test suite: unit tests and end-to-end tests, on TEST_WORKERS workers (pytest-xdist), each
 ## with a private stack of its own; a test file runs whole on one worker (its module fixtures once).

@@ -22,6 +22,7 @@ import gzip
 import hashlib
 import http.client
 import io
+import json
 import socket
 import struct
 import threading
@@ -218,13 +219,15 @@ class DyingApi(ThreadingHTTPServer):
     """A pass-through to the HTTP API at ``upstream`` (a URL's scheme, host and port) that dies, as a
     killed server does, at the first request for which ``dies_at(method, path, seen)`` is true
     (``seen``: the (method, path) of each request passed on so far): that request and every later one
-    on an open connection get the connection closed with no answer, and new connections are refused."""
+    on an open connection get the connection closed with no answer, and new connections are refused.
+    ``answer(method, path)``, if given, may answer a request itself: ``(status, JSON body)``, or None
+    to pass it on (a permission denied as Google denies it, say)."""
 
     daemon_threads = True
 
-    def __init__(self, upstream: str, dies_at) -> None:
+    def __init__(self, upstream: str, dies_at=lambda method, path, seen: False, answer=None) -> None:
         super().__init__(("127.0.0.1", 0), _PassThrough)
-        self.upstream, self.dies_at = urlsplit(upstream).netloc, dies_at
+        self.upstream, self.dies_at, self.answer = urlsplit(upstream).netloc, dies_at, answer
         self.seen: list[tuple[str, str]] = []
         self.dead = threading.Event()
         threading.Thread(target=self.serve_forever, daemon=True).start()
@@ -251,6 +254,15 @@ class _PassThrough(BaseHTTPRequestHandler):
             return
         api.seen.append((self.command, self.path))
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if api.answer and (own := api.answer(self.command, self.path)):
+            status, payload = own
+            content = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
+            return
         upstream = http.client.HTTPConnection(api.upstream, timeout=60)
         upstream.request(self.command, self.path, body=body,
                          headers={k: v for k, v in self.headers.items() if k.lower() != "connection"})

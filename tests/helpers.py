@@ -342,3 +342,23 @@ def staged_files(data_dir: Path) -> list[Path]:
     """The files in ``data_dir``'s staging folder: a run that ended, however it ended, leaves none."""
     staging = data_dir / ".staging"
     return [p for p in staging.rglob("*") if p.is_file()] if staging.exists() else []
+
+
+@contextmanager
+def private_bigquery(root: Path) -> Iterator[tuple[object, str]]:
+    """A BigQuery emulator of the test's own, started under ``root`` (its dataset made, as the stack's):
+    a client of it, and its address (for BIGQUERY_EMULATOR_HOST). Stopped at the end."""
+    from google.api_core.client_options import ClientOptions
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import bigquery
+    from stack import ctl
+    from stack.services import BigQueryEmulator, free_port
+
+    emulator, port = BigQueryEmulator(), free_port()
+    ctl.start(emulator, port, root)
+    try:
+        host = f"http://127.0.0.1:{port}"
+        yield bigquery.Client(project=os.environ["GOOGLE_CLOUD_PROJECT"], credentials=AnonymousCredentials(),
+                              client_options=ClientOptions(api_endpoint=host)), host
+    finally:
+        ctl.stop(emulator, root)

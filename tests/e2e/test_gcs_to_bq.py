@@ -21,6 +21,7 @@ from helpers import (
     bq_staging_tables,
     bucket,
     kill_flow_when,
+    private_bigquery,
     run_flows_at_once,
     serve_directory,
     task_runs_of,
@@ -219,20 +220,11 @@ def test_a_table_of_an_earlier_version_is_refused_then_partitioned_by_the_comman
     """A colour table as earlier versions made it (no source_month, no partitions), in a BigQuery of the
     test's: a load is refused naming the command; the command makes it again partitioned by month with
     every row; then the load lands."""
-    from google.api_core.client_options import ClientOptions
-    from google.auth.credentials import AnonymousCredentials
     from google.cloud import bigquery
-    from stack import ctl
-    from stack.services import BigQueryEmulator, free_port
 
     from nyctaxi.bigquery import schema
 
-    emulator, root, port = BigQueryEmulator(), tmp_path / "bq-stack", free_port()
-    ctl.start(emulator, port, root)
-    try:
-        host = f"http://127.0.0.1:{port}"
-        client = bigquery.Client(project=bq_client().project, credentials=AnonymousCredentials(),
-                                 client_options=ClientOptions(api_endpoint=host))
+    with private_bigquery(tmp_path / "bq-stack") as (client, host):
         table_id = f"{client.project}.dezoomcamp.green_tripdata"
         client.create_table(bigquery.Table(table_id, schema=schema("green")[:-1]))  # as earlier versions did
         cols = ", ".join(f"`{name}`" for name, _ in COLUMNS["green"])
@@ -268,5 +260,3 @@ def test_a_table_of_an_earlier_version_is_refused_then_partitioned_by_the_comman
         counts = dict(client.query(f"SELECT source_file, COUNT(*) FROM `{table_id}` GROUP BY 1").result())
         assert counts == {"green_tripdata_2019-01.csv.gz": 2, "green_tripdata_2019-02.csv.gz": 1,
                           "green_tripdata_2019-03.csv.gz": MIRROR_ROWS}
-    finally:
-        ctl.stop(emulator, root)
