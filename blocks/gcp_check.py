@@ -34,7 +34,6 @@ from nyctaxi.resources import (  # noqa: E402
     google_credentials,
     lake_bucket,
     set_up_problem,
-    setting,
 )
 
 # What the flows ask of the bucket (write_gcs, extract_from_gcs, the backfill's listing, a lake
@@ -111,7 +110,7 @@ def dataset_check(client, bucket_location: str | None) -> tuple[Check, str]:
     from nyctaxi import bigquery
 
     dataset_id = f"{client.project}.{DATASET}"
-    wanted = setting("NYC_TLC_BQ_LOCATION") or bucket_location or "US"
+    wanted = bigquery.dataset_location(bucket_location) or "US"
     try:
         dataset = client.get_dataset(dataset_id, retry=bigquery.RETRY)
     except NotFound:
@@ -141,8 +140,6 @@ def scratch_month(folder: Path) -> Iterator[tuple[Path, int]]:
 def round_trip(bucket, gcs_block, client, dataset_location: str) -> list[Check]:
     """Upload the month to the bucket, load it into BigQuery both ways (from the bucket, and from this
     machine), read the rows back; remove everything made, whatever fails."""
-    from google.api_core.exceptions import NotFound
-
     from nyctaxi import bigquery, gcs
 
     run = f"gcp_check_{uuid.uuid4().hex[:8]}"
@@ -175,9 +172,9 @@ def round_trip(bucket, gcs_block, client, dataset_location: str) -> list[Check]:
             return f"bucket: wrote, read and listed gs://{bucket.name}/{name} ({rows:,} rows)"
 
         def load() -> str:
-            made = _make_dataset(client, dataset_location)
+            dataset, made = bigquery.ensure_dataset(client, DATASET, lambda: dataset_location)  # as a load would
             if made:
-                later(lambda: client.delete_dataset(made, not_found_ok=True, retry=bigquery.RETRY))
+                later(lambda: client.delete_dataset(dataset, not_found_ok=True, retry=bigquery.RETRY))
             from_bucket = bigquery.create_staging(client, table_id, CHECK_COLOR)
             later(lambda: bigquery.drop(client, from_bucket))
             bigquery.stage_with_load_job(client, f"gs://{bucket.name}/{name}", from_bucket, CHECK_COLOR)
@@ -197,9 +194,7 @@ def round_trip(bucket, gcs_block, client, dataset_location: str) -> list[Check]:
     try:  # what the clean-up could not remove is said, never left unsaid
         leftover = [b.name for b in bucket.list_blobs(prefix=bucket_key(gcs_block, f"gcp-check/{run}/"))]
         leftover += [t.table_id for t in client.list_tables(f"{client.project}.{DATASET}") if run in t.table_id]
-    except NotFound:
-        leftover = []
-    except Exception:  # noqa: BLE001 - the service is out of reach: the check above said so
+    except Exception:  # noqa: BLE001 - no dataset, or a service out of reach: the checks above said so
         leftover = []
     if leftover:
         checks.append(Check(False, f"left behind, to remove by hand: {', '.join(leftover)}"))
@@ -216,24 +211,6 @@ def _why(error: Exception) -> str:
     if message:
         return f"{getattr(error, 'code', '')} {type(error).__name__}: {message[:300]}".strip()
     return f"{type(error).__name__}: {text.splitlines()[0][:300] if text else ''}"
-
-
-def _make_dataset(client, location: str) -> str | None:
-    """The dataset, made in ``location`` if it is missing (as the first load would); its id if made here."""
-    from google.api_core.exceptions import NotFound
-    from google.cloud import bigquery as bq
-
-    from nyctaxi import bigquery
-
-    dataset_id = f"{client.project}.{DATASET}"
-    try:
-        client.get_dataset(dataset_id, retry=bigquery.RETRY)
-        return None
-    except NotFound:
-        dataset = bq.Dataset(dataset_id)
-        dataset.location = location
-        client.create_dataset(dataset, retry=bigquery.RETRY)
-        return dataset_id
 
 
 def checks() -> Iterator[Check]:
@@ -272,7 +249,7 @@ def main() -> int:
             print(check, flush=True)
             failed += not check.ok
     except Exception as e:  # noqa: BLE001 - a service out of reach, say: one line, as the flows tell it
-        print(Check(False, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"), flush=True)
+        print(Check(False, _why(e)), flush=True)
         failed += 1
     print("all checks passed: the flows can run here" if not failed else
           f"{failed} check{'s' if failed > 1 else ''} failed: see the fix on each ✘ line")

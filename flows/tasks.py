@@ -39,7 +39,6 @@ from nyctaxi.resources import (
     lake_bucket,
     postgres_connection,
     retry_delays,
-    setting,
 )
 from nyctaxi.schema import SchemaError, kinds
 from nyctaxi.shrink import ShrinkError, check_replacement
@@ -321,7 +320,8 @@ def write_bq(path: Path, color: str, source_file: str, allow_shrink: bool = Fals
     with bigquery.reaching(BIGQUERY_FIX), load_slot(BIGQUERY_LOADS):
         rows = bigquery.replace_month(client, color, source_file, stage, lake.source_version(path),
                                       allow_shrink=allow_shrink,
-                                      location=lambda: dataset_location(lake_location(gcs_bucket())), logger=logger)
+                                      location=lambda: bigquery.dataset_location(lake_location(gcs_bucket())),
+                                      logger=logger)
     path.unlink(missing_ok=True)  # staged only for this load
     return rows
 
@@ -345,7 +345,7 @@ def load_bq_from_gcs(color: str, dataset_file: str, source_file: str, allow_shri
         return bigquery.replace_month(
             client, color, source_file,
             lambda staging_id: bigquery.stage_with_load_job(client, uri, staging_id, color),
-            version, allow_shrink=allow_shrink, location=lambda: dataset_location(bucket_location),
+            version, allow_shrink=allow_shrink, location=lambda: bigquery.dataset_location(bucket_location),
             reads_from=(gcs_block.bucket, bucket_location) if bucket_location else None, logger=get_run_logger(),
         )
 
@@ -356,9 +356,3 @@ def lake_location(gcs_block: GcsBlock) -> str | None:
 
     with gcs.reaching(GCS_FIX):
         return gcs.bucket_location(lake_bucket(gcs_block))
-
-
-def dataset_location(bucket_location: str | None) -> str | None:
-    """Where a missing BigQuery dataset is made: ``NYC_TLC_BQ_LOCATION``, else the lake bucket's
-    location (a ``gs://`` load reads only within a location), else BigQuery's default, US."""
-    return setting("NYC_TLC_BQ_LOCATION") or bucket_location

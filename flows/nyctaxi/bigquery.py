@@ -123,6 +123,25 @@ def can_load(dataset_location: str, bucket_location: str) -> bool:
     return dataset == "EU" and bucket.startswith("EUROPE-")
 
 
+def dataset_location(bucket_location: str | None) -> str | None:
+    """Where a missing dataset is made: ``NYC_TLC_BQ_LOCATION``, else the lake bucket's location (a
+    ``gs://`` load reads only within a location), else (None) BigQuery's default, US."""
+    return setting("NYC_TLC_BQ_LOCATION") or bucket_location
+
+
+def ensure_dataset(client: bigquery.Client, dataset: str = DATASET,
+                   location: Callable[[], str | None] | None = None) -> tuple[bigquery.Dataset, bool]:
+    """The dataset, made in ``location()`` (asked only then; None: BigQuery's default, US) if it is
+    missing; and whether this call made it."""
+    try:
+        return client.get_dataset(f"{client.project}.{dataset}", retry=RETRY), False
+    except NotFound:
+        made = bigquery.Dataset(f"{client.project}.{dataset}")
+        if where := (location and location()):
+            made.location = where
+        return client.create_dataset(made, exists_ok=True, retry=RETRY), True  # another run may make it first
+
+
 def ensure_table(client: bigquery.Client, color: str, dataset: str = DATASET, *,
                  location: Callable[[], str | None] | None = None, reads_from: tuple[str, str] | None = None) -> str:
     """Create the dataset (in ``location()``, asked only then; None: BigQuery's default, US) and the
@@ -133,13 +152,7 @@ def ensure_table(client: bigquery.Client, color: str, dataset: str = DATASET, *,
     An existing table must have exactly the declared columns and types, in order
     (BigQuery loads match parquet columns by position on some back ends).
     """
-    try:
-        have_dataset = client.get_dataset(f"{client.project}.{dataset}", retry=RETRY)
-    except NotFound:
-        made = bigquery.Dataset(f"{client.project}.{dataset}")
-        if where := (location and location()):
-            made.location = where
-        have_dataset = client.create_dataset(made, exists_ok=True, retry=RETRY)  # another run may make it first
+    have_dataset, _ = ensure_dataset(client, dataset, location)
     if reads_from and have_dataset.location and not can_load(have_dataset.location, reads_from[1]):
         bucket, bucket_location = reads_from
         raise failures.LocationError(
@@ -160,8 +173,7 @@ def ensure_table(client: bigquery.Client, color: str, dataset: str = DATASET, *,
 def check_table(table: bigquery.Table, color: str) -> None:
     """Refuse a colour table without the declared columns and types, in order, or not partitioned by
     month; one made by an earlier version of this project with the command that brings it up to date."""
-    have = [(f.name, _SAME_TYPE.get(f.field_type, f.field_type)) for f in table.schema]
-    want = [(f.name, f.field_type) for f in schema(color)]
+    have, want = _columns(table.schema), _columns(schema(color))
     by_month = table.time_partitioning is not None and table.time_partitioning.field == PARTITION_COLUMN and \
         table.time_partitioning.type_ == bigquery.TimePartitioningType.MONTH
     if have == want[:-1] and not by_month:
@@ -172,6 +184,11 @@ def check_table(table: bigquery.Table, color: str) -> None:
         raise SchemaError(f"table {table.full_table_id or table.table_id} does not have the declared {color} schema "
                           f"partitioned by month on {PARTITION_COLUMN}: it has {have}, expected {want}. "
                           "Drop it or load into another dataset")
+
+
+def _columns(fields: list[bigquery.SchemaField]) -> list[tuple[str, str]]:
+    """(name, type) of each column, in order, under the types' standard names."""
+    return [(f.name, _SAME_TYPE.get(f.field_type, f.field_type)) for f in fields]
 
 
 _STAGED_AT = re.compile(r"__staging_(\d{14})_[0-9a-f]{6}$")
@@ -412,8 +429,8 @@ def partition_by_month(client: bigquery.Client, color: str, dataset: str = DATAS
         drop(client, new_id)
         return f"{table_id}: partitioned by month already"
     if old is not None:
-        have = [(f.name, _SAME_TYPE.get(f.field_type, f.field_type)) for f in old.schema]
-        if have != [(f.name, f.field_type) for f in schema(color)][:-1]:
+        have = _columns(old.schema)
+        if have != _columns(schema(color))[:-1]:
             raise SchemaError(f"table {table_id} does not have the {color} columns of an earlier version of this "
                               f"project: it has {have}; left as it is")
         drop(client, new_id)  # a copy an interrupted run left: the old table still holds every row
@@ -435,7 +452,8 @@ def partition_by_month(client: bigquery.Client, color: str, dataset: str = DATAS
             raise RuntimeError(f"{new_id} holds {copied:,} rows of the {rows:,} of {table_id}, which is left as it "
                                "is: run this again")
         client.delete_table(table_id, retry=RETRY)
-    rows = count(client, new_id)
+    else:  # an interrupted run dropped the old table: the new one holds every row
+        rows = count(client, new_id)
     logger.info(f"{table_id}: {new_id} ({rows:,} rows) takes its name")
     client.copy_table(new_id, table_id, retry=RETRY).result(retry=RETRY)
     if count(client, table_id) != rows:
